@@ -1,0 +1,206 @@
+"""Project hooks: early config checks, and per-node tracking into the run's MLflow run.
+
+kedro-mlflow (auto-registered plugin) opens one MLflow run per ``kedro run`` and logs the
+parameters. These hooks add:
+
+- :class:`ProjectConfigHooks` (runs first, before kedro-mlflow touches the store): unknown keys in
+  ``mlflow.yml`` or in the parameters, and an unreachable tracking server, are errors before any
+  node runs.
+- :class:`NodeTrackingHooks`: for every node its duration, status and, for each input/output
+  dataset, the row/element count and shape; a failing node tags the run with its name and error
+  (kedro-mlflow then marks the run FAILED); run tags with the kedro run id, pipelines, env, git
+  commit and package version; a timing table per pipeline at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.context import KedroContext
+from kedro.framework.hooks import hook_impl
+from kedro.pipeline import Node
+
+import sensorops
+from sensorops.config_validation import check_parameters
+from sensorops.data_stats import describe_data
+from sensorops.tracking import check_tracking_uri, default_tracking_uri
+
+logger = logging.getLogger(__name__)
+
+PIPELINE_TAGS = ("ingestion", "data_quality", "training", "compression", "export", "promotion")
+
+
+class MlflowConfigError(ValueError):
+    """``mlflow.yml`` has an unknown key or an invalid value."""
+
+
+def _git_commit(path: Path) -> tuple[str | None, bool]:
+    """(HEAD commit, dirty flag) of the checkout at ``path``, or (None, False) outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None, False
+    return commit or None, bool(dirty)
+
+
+class ProjectConfigHooks:
+    """Validate configuration before any node runs."""
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context: KedroContext) -> None:
+        conf_source = Path(context.config_loader.conf_source)
+        env = context.env
+        check_parameters(context.params, conf_source / "base", env)
+
+        from kedro_mlflow.config.kedro_mlflow_config import KedroMlflowConfig
+        from pydantic import ValidationError
+
+        loader = context.config_loader
+        if "mlflow" not in loader.config_patterns:
+            loader.config_patterns.update({"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]})
+        try:
+            raw = loader["mlflow"]
+        except Exception as exc:  # MissingConfigException, YAML errors
+            raise MlflowConfigError(f"cannot read mlflow.yml in {conf_source}: {exc}") from exc
+        try:
+            config = KedroMlflowConfig.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"'{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors()
+            )
+            raise MlflowConfigError(
+                f"{conf_source}/{{base,{env or 'local'}}}/mlflow.yml is invalid: {problems}. "
+                "See the kedro-mlflow configuration reference in README.md."
+            ) from exc
+        uri = config.server.mlflow_tracking_uri or default_tracking_uri()
+        check_tracking_uri(uri)
+
+
+class NodeTrackingHooks:
+    """Log per-node duration, status and data sizes into the ``kedro run``'s MLflow run."""
+
+    def __init__(self) -> None:
+        self._run_id: str | None = None
+        self._client: Any = None
+        self._started: dict[str, float] = {}
+        self._timings: list[tuple[str, str, float, str]] = []
+        self._project_path: Path | None = None
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        self._project_path = Path(context.project_path)
+
+    @hook_impl(trylast=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        import mlflow
+
+        self._timings = []
+        run = mlflow.active_run()
+        if run is None:
+            self._run_id, self._client = None, None
+            logger.info("no active MLflow run (tracking disabled for this pipeline); node metrics not logged")
+            return
+        self._run_id = run.info.run_id
+        self._client = mlflow.MlflowClient()
+        names = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
+        if isinstance(names, str):
+            names = [names]
+        tags = {
+            "sensorops.kedro_run_id": str(run_params.get("run_id") or run_params.get("session_id") or ""),
+            "sensorops.pipelines": ",".join(names),
+            "sensorops.env": str(run_params.get("env") or "local"),
+            "sensorops.version": sensorops.__version__,
+        }
+        commit, dirty = _git_commit(self._project_path or Path.cwd())
+        if commit:
+            tags.update({"sensorops.git_commit": commit, "mlflow.source.git.commit": commit})
+            tags["sensorops.git_dirty"] = str(dirty).lower()
+        mlflow.set_tags(tags)
+
+    @hook_impl
+    def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
+        self._started[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node: Node, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
+        seconds = time.perf_counter() - self._started.pop(node.name, time.perf_counter())
+        self._timings.append((_pipeline_of(node), node.name, seconds, "ok"))
+        metrics = {f"node.{node.name}.duration_s": seconds, f"node.{node.name}.status": 1.0}
+        tags: dict[str, str] = {}
+        for direction, data in (("in", inputs), ("out", outputs)):
+            for name, value in data.items():
+                if name.startswith("params:") or name == "parameters":
+                    continue
+                size = describe_data(value)
+                key = f"node.{node.name}.{direction}.{_safe(name)}"
+                if size.count is not None:
+                    metrics[f"{key}.count"] = float(size.count)
+                if size.shape is not None:
+                    tags[f"{key}.shape"] = "x".join(str(d) for d in size.shape)
+        self._log(metrics, tags)
+
+    @hook_impl
+    def on_node_error(self, error: Exception, node: Node) -> None:
+        seconds = time.perf_counter() - self._started.pop(node.name, time.perf_counter())
+        self._timings.append((_pipeline_of(node), node.name, seconds, "FAILED"))
+        self._log(
+            {f"node.{node.name}.duration_s": seconds, f"node.{node.name}.status": 0.0},
+            {
+                "sensorops.failed_node": node.name,
+                "sensorops.error": f"{type(error).__name__}: {error}"[:4900],
+            },
+        )
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._report_timings()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._report_timings()
+
+    def _log(self, metrics: dict[str, float], tags: dict[str, str]) -> None:
+        if self._client is None or self._run_id is None:
+            return
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        self._client.log_batch(
+            self._run_id,
+            metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+            synchronous=True,
+        )
+
+    def _report_timings(self) -> None:
+        if not self._timings:
+            return
+        per_pipeline: dict[str, float] = {}
+        for pipeline, _, seconds, _ in self._timings:
+            per_pipeline[pipeline] = per_pipeline.get(pipeline, 0.0) + seconds
+        lines = [f"  {p:<14} {s:8.1f} s" for p, s in per_pipeline.items()]
+        total = sum(per_pipeline.values())
+        logger.info("time per pipeline:\n%s\n  %-14s %8.1f s", "\n".join(lines), "total", total)
+        self._timings = []
+
+
+def _pipeline_of(node: Node) -> str:
+    for tag in PIPELINE_TAGS:
+        if tag in node.tags:
+            return tag
+    return "other"
+
+
+def _safe(name: str) -> str:
+    """MLflow keys allow alphanumerics, ``_ - . /`` and spaces; Kedro names may hold ``:`` or ``@``."""
+    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)

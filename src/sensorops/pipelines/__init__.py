@@ -1,0 +1,1 @@
+"""Thin Kedro adapters over the sensorops library packages, one sub-package per pipeline."""

@@ -1,0 +1,31 @@
+"""Kedro project settings for sensorops.
+
+- Telemetry is off for this project (also via ``.telemetry``); nothing is sent anywhere.
+- kedro-mlflow's hook auto-registers as a plugin; ``sensorops.hooks`` adds per-node tracking,
+  early config validation and a tracking-server reachability check on top of it.
+- ``tracking_uri`` is a config resolver used by ``conf/base/mlflow.yml``: ``MLFLOW_TRACKING_URI``
+  when set, else the embedded ``sqlite:///<project root>/mlflow.db``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kedro.config import OmegaConfigLoader
+
+from sensorops.hooks import NodeTrackingHooks, ProjectConfigHooks
+from sensorops.tracking import default_tracking_uri
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+
+HOOKS = (ProjectConfigHooks(), NodeTrackingHooks())
+
+# Telemetry stays off even where the kedro-telemetry plugin is installed (it is a kedro dependency).
+DISABLE_HOOKS_FOR_PLUGINS: tuple[str, ...] = ("kedro-telemetry", "kedro_telemetry")
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "custom_resolvers": {"sensorops.tracking_uri": default_tracking_uri},
+}

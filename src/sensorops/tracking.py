@@ -1,0 +1,55 @@
+"""Where MLflow data goes, and whether that place answers.
+
+Kedro-free helpers used by the project hooks, the CLI and the training launcher.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+EMBEDDED_DB = PROJECT_ROOT / "mlflow.db"
+
+
+class TrackingServerUnreachable(RuntimeError):
+    """The configured MLflow tracking server does not answer."""
+
+
+def default_tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<project root>/mlflow.db`` (absolute)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{EMBEDDED_DB}"
+
+
+def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, with instructions, when an ``http(s)`` tracking server does not answer ``/health``.
+
+    Local stores (``sqlite:``, ``postgresql:``, ``file:``...) are not probed here; MLflow's own
+    errors for them are already specific.
+
+    Raises:
+        TrackingServerUnreachable: names the URI and how to start a local server.
+    """
+    scheme = urlparse(uri).scheme
+    if scheme not in ("http", "https"):
+        return
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - http(s) only
+            if resp.status == 200:
+                return
+            problem = f"answered HTTP {resp.status}"
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):  # an auth-protected server is up
+            return
+        problem = f"answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        problem = f"did not answer ({getattr(exc, 'reason', exc)})"
+    raise TrackingServerUnreachable(
+        f"MLflow tracking server {uri} {problem} at {url}. Start one with `make mlflow-server` "
+        f"(serves http://127.0.0.1:5000), point MLFLOW_TRACKING_URI at a running server, or unset "
+        f"MLFLOW_TRACKING_URI to use the embedded store sqlite:///{EMBEDDED_DB}."
+    )

@@ -1,0 +1,121 @@
+"""Shared fixtures: a real MLflow tracking server and the project root.
+
+The server is a real ``mlflow server`` subprocess on a free 127.0.0.1 port with a sqlite backend and
+a local artifact root, started once per test session with the lean flags (one worker, no job
+execution), and its whole process tree is killed by PID at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _descendants(pid: int) -> list[int]:
+    """All descendant PIDs of ``pid`` (read from /proc), deepest last."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out: list[int] = []
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            out.append(child)
+            stack.append(child)
+    return out
+
+
+def kill_process_tree(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Terminate ``proc`` and every descendant, escalating to SIGKILL."""
+    pids = [proc.pid, *_descendants(proc.pid)]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=timeout)
+
+
+def start_mlflow_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    """Start a lean ``mlflow server`` on 127.0.0.1:``port`` storing everything under ``workdir``."""
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    cmd = [
+        sys.executable, "-m", "mlflow", "server",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
+        "--artifacts-destination", str(workdir / "artifacts"),
+    ]  # fmt: skip
+    log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_healthy(uri: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> None:
+    """Poll ``uri``/health until it answers OK; fail with the server log if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"mlflow server at {uri} not healthy after {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URI (``http://127.0.0.1:PORT``) of a real MLflow tracking server for this test session."""
+    workdir = tmp_path_factory.mktemp("mlflow_server")
+    port = free_port()
+    proc = start_mlflow_server(workdir, port)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(uri, proc, workdir / "server.log")
+        yield uri
+    finally:
+        kill_process_tree(proc)
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    """The sensorops checkout under test."""
+    return PROJECT_ROOT
