@@ -49,8 +49,8 @@ def unknown_parameter_keys(params: Mapping[str, Any], reference: Mapping[str, An
     problems: list[tuple[str, list[str]]] = []
 
     def visit(node: Mapping[str, Any], ref: Any, prefix: str) -> None:
-        if ref is None or (isinstance(ref, Mapping) and not ref):
-            return  # free-form mapping
+        if prefix and (ref is None or (isinstance(ref, Mapping) and not ref)):
+            return  # free-form mapping (never at the top level)
         if not isinstance(ref, Mapping):
             return  # a leaf in base may be replaced by any structure
         for key, value in node.items():

@@ -1,0 +1,32 @@
+"""Tracking URI resolution and the fail-fast reachability check."""
+
+from __future__ import annotations
+
+import pytest
+
+from sensorops.tracking import EMBEDDED_DB, TrackingServerUnreachable, check_tracking_uri, default_tracking_uri
+from tests.conftest import free_port
+
+
+def test_default_is_embedded_sqlite_at_project_root(monkeypatch: pytest.MonkeyPatch, project_root) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert default_tracking_uri() == f"sqlite:///{project_root / 'mlflow.db'}"
+    assert EMBEDDED_DB == project_root / "mlflow.db"
+
+
+def test_env_var_switches_to_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert default_tracking_uri() == "http://127.0.0.1:5999"
+
+
+def test_unreachable_server_names_uri_and_how_to_start_one() -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(TrackingServerUnreachable) as info:
+        check_tracking_uri(uri, timeout_s=1.0)
+    assert uri in str(info.value)
+    assert "make mlflow-server" in str(info.value)
+
+
+def test_live_server_and_local_stores_pass(mlflow_server: str) -> None:
+    check_tracking_uri(mlflow_server)
+    check_tracking_uri("sqlite:///does/not/matter.db")
