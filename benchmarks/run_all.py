@@ -34,9 +34,13 @@ def last_json_line(text: str) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
-    parser.add_argument("--only", nargs="*", default=None, help="names like 'ingestion' (bench_ingestion.py)")
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="names like 'ingestion' (bench_ingestion.py)"
+    )
     args = parser.parse_args()
 
     scripts = sorted(HERE.glob("bench_*.py"))

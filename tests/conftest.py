@@ -81,7 +81,7 @@ def start_mlflow_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
         "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
         "--artifacts-destination", str(workdir / "artifacts"),
     ]  # fmt: skip
-    log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed with the process
+    log = open(workdir / "server.log", "wb")
     return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -90,7 +90,9 @@ def wait_healthy(uri: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+            raise RuntimeError(
+                f"mlflow server exited with {proc.returncode}:\n{log.read_text()[-4000:]}"
+            )
         try:
             with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
                 if resp.status == 200:
@@ -98,7 +100,9 @@ def wait_healthy(uri: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
         except OSError:
             pass
         time.sleep(0.3)
-    raise RuntimeError(f"mlflow server at {uri} not healthy after {timeout}s:\n{log.read_text()[-4000:]}")
+    raise RuntimeError(
+        f"mlflow server at {uri} not healthy after {timeout}s:\n{log.read_text()[-4000:]}"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from sensorops.config_validation import UnknownParameterError, check_parameters, unknown_parameter_keys
+from sensorops.config_validation import (
+    UnknownParameterError,
+    check_parameters,
+    unknown_parameter_keys,
+)
 
 REFERENCE = {
     "training": {"model": {"name": "lstm_attention", "hidden": 64}, "epochs": 10, "ranges": {}},
@@ -15,7 +19,10 @@ REFERENCE = {
 
 
 def test_known_keys_pass() -> None:
-    params = {"training": {"model": {"hidden": 32}, "epochs": 2}, "ingestion": {"dtw": {"radius": 3}}}
+    params = {
+        "training": {"model": {"hidden": 32}, "epochs": 2},
+        "ingestion": {"dtw": {"radius": 3}},
+    }
     assert unknown_parameter_keys(params, REFERENCE) == []
 
 
@@ -30,7 +37,10 @@ def test_unknown_top_level_key() -> None:
 
 
 def test_free_form_mappings_accept_any_key() -> None:
-    params = {"training": {"ranges": {"acc_x": [-5, 5]}}, "ingestion": {"source": {"path": {"x": 1}}}}
+    params = {
+        "training": {"ranges": {"acc_x": [-5, 5]}},
+        "ingestion": {"source": {"path": {"x": 1}}},
+    }
     assert unknown_parameter_keys(params, REFERENCE) == []
 
 
@@ -53,4 +63,6 @@ def test_project_base_parameters_load_and_are_disjoint(project_root: Path) -> No
     # one top key per file, named after its pipeline
     assert len(merged) == len(files)
     for path in files:
-        assert path.stem.removeprefix("parameters_") in merged, f"{path.name} must have the pipeline name as top key"
+        assert path.stem.removeprefix("parameters_") in merged, (
+            f"{path.name} must have the pipeline name as top key"
+        )

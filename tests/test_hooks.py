@@ -47,7 +47,11 @@ def _run(tracking_uri: str, with_failure: bool) -> str:
     catalog = DataCatalog({"params:n": MemoryDataset(5)})
     pipeline = _pipeline(with_failure)
     with mlflow.start_run() as run:
-        hooks.before_pipeline_run({"run_id": "kedro-123", "pipeline_names": ["ingestion"], "env": "test"}, pipeline, catalog)
+        hooks.before_pipeline_run(
+            {"run_id": "kedro-123", "pipeline_names": ["ingestion"], "env": "test"},
+            pipeline,
+            catalog,
+        )
         try:
             SequentialRunner().run(pipeline, catalog, hook_manager=manager)
         except ValueError:

@@ -19,45 +19,61 @@ from tests.conftest import free_port
 def conf_copy(project_root: Path, tmp_path: Path) -> Path:
     """A writable copy of the project's conf/ (base, test, ...), minus local secrets."""
     target = tmp_path / "conf"
-    shutil.copytree(project_root / "conf", target, ignore=shutil.ignore_patterns("local", "uncommitted"))
+    shutil.copytree(
+        project_root / "conf", target, ignore=shutil.ignore_patterns("local", "uncommitted")
+    )
     (target / "local").mkdir()
     return target
 
 
 def _load_context(project_root: Path, conf: Path, **kwargs: object) -> None:
     bootstrap_project(project_root)
-    with KedroSession.create(project_path=project_root, env="test", conf_source=str(conf), **kwargs) as session:
+    with KedroSession.create(
+        project_path=project_root, env="test", conf_source=str(conf), **kwargs
+    ) as session:
         session.load_context()
 
 
 def test_unknown_key_in_mlflow_yml_names_the_key(project_root: Path, conf_copy: Path) -> None:
     path = conf_copy / "base" / "mlflow.yml"
-    path.write_text(path.read_text().replace("  credentials: null", "  credentials: null\n  tracking_urii: x", 1))
+    path.write_text(
+        path.read_text().replace(
+            "  credentials: null", "  credentials: null\n  tracking_urii: x", 1
+        )
+    )
     with pytest.raises(MlflowConfigError) as info:
         _load_context(project_root, conf_copy)
     assert "'server.tracking_urii'" in str(info.value)
     assert "mlflow.yml" in str(info.value)
 
 
-def test_unknown_runtime_parameter_names_the_key(project_root: Path, conf_copy: Path, monkeypatch) -> None:
+def test_unknown_runtime_parameter_names_the_key(
+    project_root: Path, conf_copy: Path, monkeypatch
+) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///" + str(conf_copy.parent / "m.db"))
     with pytest.raises(UnknownParameterError) as info:
         _load_context(project_root, conf_copy, runtime_params={"no_such_pipeline": {"x": 1}})
     assert "'no_such_pipeline'" in str(info.value)
 
 
-def test_unknown_key_in_an_env_parameters_file(project_root: Path, conf_copy: Path, monkeypatch) -> None:
+def test_unknown_key_in_an_env_parameters_file(
+    project_root: Path, conf_copy: Path, monkeypatch
+) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///" + str(conf_copy.parent / "m.db"))
     base_files = sorted((conf_copy / "base").glob("parameters_*.yml"))
     assert base_files, "conf/base has no parameters files"
     top = base_files[0].stem.removeprefix("parameters_")
-    (conf_copy / "test" / "parameters_zz_typo.yml").write_text(f"{top}:\n  definitely_not_a_key: 1\n")
+    (conf_copy / "test" / "parameters_zz_typo.yml").write_text(
+        f"{top}:\n  definitely_not_a_key: 1\n"
+    )
     with pytest.raises(UnknownParameterError) as info:
         _load_context(project_root, conf_copy)
     assert f"'{top}.definitely_not_a_key'" in str(info.value)
 
 
-def test_unreachable_tracking_server_fails_fast(project_root: Path, conf_copy: Path, monkeypatch) -> None:
+def test_unreachable_tracking_server_fails_fast(
+    project_root: Path, conf_copy: Path, monkeypatch
+) -> None:
     uri = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     with pytest.raises(TrackingServerUnreachable) as info:

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from sensorops.tracking import EMBEDDED_DB, TrackingServerUnreachable, check_tracking_uri, default_tracking_uri
+from sensorops.tracking import TrackingServerUnreachable, check_tracking_uri, default_tracking_uri
 from tests.conftest import free_port
 
 
-def test_default_is_embedded_sqlite_at_project_root(monkeypatch: pytest.MonkeyPatch, project_root) -> None:
+def test_default_is_embedded_sqlite_at_project_root(
+    monkeypatch: pytest.MonkeyPatch, project_root, tmp_path
+) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(project_root / "conf")
     assert default_tracking_uri() == f"sqlite:///{project_root / 'mlflow.db'}"
-    assert EMBEDDED_DB == project_root / "mlflow.db"
+    other = tmp_path / "other_project"
+    (other / "sub").mkdir(parents=True)
+    (other / "pyproject.toml").write_text(
+        '[tool.kedro]\npackage_name = "sensorops"\nproject_name = "x"\nkedro_init_version = "1.7.0"\n'
+    )
+    monkeypatch.chdir(other / "sub")
+    assert default_tracking_uri() == f"sqlite:///{other / 'mlflow.db'}"
 
 
 def test_env_var_switches_to_a_server(monkeypatch: pytest.MonkeyPatch) -> None:

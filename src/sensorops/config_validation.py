@@ -27,7 +27,9 @@ def load_base_parameters(conf_base: Path) -> dict[str, Any]:
     for path in sorted(conf_base.glob("**/parameters*.yml")):
         data = yaml.safe_load(path.read_text()) or {}
         if not isinstance(data, dict):
-            raise UnknownParameterError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+            raise UnknownParameterError(
+                f"{path}: expected a mapping at the top level, got {type(data).__name__}"
+            )
         merged.update(data)
     return merged
 
@@ -40,7 +42,9 @@ def _walk(params: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, An
             yield from _walk(value, path + ".")
 
 
-def unknown_parameter_keys(params: Mapping[str, Any], reference: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
+def unknown_parameter_keys(
+    params: Mapping[str, Any], reference: Mapping[str, Any]
+) -> list[tuple[str, list[str]]]:
     """Key paths in ``params`` absent from ``reference``, each with the valid keys at that level.
 
     Returns:

@@ -28,7 +28,9 @@ def describe_data(obj: Any) -> DataSize:
         except (TypeError, ValueError):
             dims = None
         if dims is not None:
-            if hasattr(obj, "columns") or getattr(obj, "ndim", None) == 1 and hasattr(obj, "index"):
+            if hasattr(obj, "columns") or (
+                getattr(obj, "ndim", None) == 1 and hasattr(obj, "index")
+            ):
                 return DataSize(dims[0] if dims else 0, dims)  # pandas: rows
             size = 1
             for d in dims:

@@ -38,11 +38,19 @@ class MlflowConfigError(ValueError):
     """``mlflow.yml`` has an unknown key or an invalid value."""
 
 
+class MissingUpstreamOutputError(RuntimeError):
+    """A pipeline's input does not exist yet; another pipeline produces it."""
+
+
 def _git_commit(path: Path) -> tuple[str | None, bool]:
     """(HEAD commit, dirty flag) of the checkout at ``path``, or (None, False) outside git."""
     try:
         commit = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+            ["git", "-C", str(path), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
@@ -85,6 +93,38 @@ class ProjectConfigHooks:
         uri = config.server.mlflow_tracking_uri or default_tracking_uri()
         check_tracking_uri(uri)
 
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Stop before kedro-mlflow opens a run when a free input of ``pipeline`` is missing on disk."""
+        from kedro.framework.project import pipelines as registered
+
+        missing = []
+        for name in sorted(pipeline.inputs()):
+            if name.startswith("params:") or name == "parameters" or name not in catalog:
+                continue
+            if not catalog.exists(name):
+                missing.append(name)
+        if not missing:
+            return
+        lines = []
+        for name in missing:
+            producers = [
+                p for p, pl in registered.items() if p != "__default__" and name in pl.all_outputs()
+            ]
+            where = _describe_dataset(catalog, name)
+            how = (
+                " or ".join(f"`kedro run --pipelines={p}`" for p in producers)
+                if producers
+                else "(no registered pipeline produces it; provide the file)"
+            )
+            lines.append(f"  - {name}{where} does not exist yet; produce it with {how}")
+        requested = run_params.get("pipeline_names") or [
+            run_params.get("pipeline_name") or "__default__"
+        ]
+        raise MissingUpstreamOutputError(
+            f"cannot run {','.join(requested)}: its input(s) are missing:\n" + "\n".join(lines)
+        )
+
 
 class NodeTrackingHooks:
     """Log per-node duration, status and data sizes into the ``kedro run``'s MLflow run."""
@@ -108,15 +148,21 @@ class NodeTrackingHooks:
         run = mlflow.active_run()
         if run is None:
             self._run_id, self._client = None, None
-            logger.info("no active MLflow run (tracking disabled for this pipeline); node metrics not logged")
+            logger.info(
+                "no active MLflow run (tracking disabled for this pipeline); node metrics not logged"
+            )
             return
         self._run_id = run.info.run_id
         self._client = mlflow.MlflowClient()
-        names = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
+        names = run_params.get("pipeline_names") or [
+            run_params.get("pipeline_name") or "__default__"
+        ]
         if isinstance(names, str):
             names = [names]
         tags = {
-            "sensorops.kedro_run_id": str(run_params.get("run_id") or run_params.get("session_id") or ""),
+            "sensorops.kedro_run_id": str(
+                run_params.get("run_id") or run_params.get("session_id") or ""
+            ),
             "sensorops.pipelines": ",".join(names),
             "sensorops.env": str(run_params.get("env") or "local"),
             "sensorops.version": sensorops.__version__,
@@ -192,6 +238,15 @@ class NodeTrackingHooks:
         total = sum(per_pipeline.values())
         logger.info("time per pipeline:\n%s\n  %-14s %8.1f s", "\n".join(lines), "total", total)
         self._timings = []
+
+
+def _describe_dataset(catalog: Any, name: str) -> str:
+    """`` (path)`` for file datasets, else an empty string."""
+    try:
+        filepath = catalog.get(name)._describe().get("filepath")
+    except Exception:  # a dataset without _describe or filepath
+        return ""
+    return f" ({filepath})" if filepath else ""
 
 
 def _pipeline_of(node: Node) -> str:

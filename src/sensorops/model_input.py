@@ -50,7 +50,9 @@ class ModelInput:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        missing = [s for s in SPLITS if s not in self.X or s not in self.y or s not in self.series_ids]
+        missing = [
+            s for s in SPLITS if s not in self.X or s not in self.y or s not in self.series_ids
+        ]
         if missing:
             raise ModelInputError(f"model input lacks split(s) {missing}; expected {list(SPLITS)}")
         lengths = set()
@@ -75,7 +77,9 @@ class ModelInput:
             if len(x):
                 lengths.add(x.shape[1])
         if len(lengths) > 1:
-            raise ModelInputError(f"splits have different lengths {sorted(lengths)}; alignment must make them equal")
+            raise ModelInputError(
+                f"splits have different lengths {sorted(lengths)}; alignment must make them equal"
+            )
 
     @property
     def n_channels(self) -> int:
@@ -124,10 +128,16 @@ def load_model_input(path: str | os.PathLike[str]) -> ModelInput:
     try:
         with np.load(path, allow_pickle=False) as data:
             files = set(data.files)
-            need = {f"{k}_{s}" for k in ("X", "y", "ids") for s in SPLITS} | {"classes", "channels", "metadata_json"}
+            need = {f"{k}_{s}" for k in ("X", "y", "ids") for s in SPLITS} | {
+                "classes",
+                "channels",
+                "metadata_json",
+            }
             lacking = sorted(need - files)
             if lacking:
-                raise ModelInputError(f"model input {path} lacks arrays {lacking}; re-run ingestion")
+                raise ModelInputError(
+                    f"model input {path} lacks arrays {lacking}; re-run ingestion"
+                )
             return ModelInput(
                 X={s: data[f"X_{s}"] for s in SPLITS},
                 y={s: data[f"y_{s}"] for s in SPLITS},

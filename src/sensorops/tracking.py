@@ -12,7 +12,18 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-EMBEDDED_DB = PROJECT_ROOT / "mlflow.db"
+
+
+def project_root() -> Path:
+    """The Kedro project around the working directory, else the checkout this package lives in."""
+    from kedro.utils import find_kedro_project
+
+    return find_kedro_project(Path.cwd()) or PROJECT_ROOT
+
+
+def embedded_db() -> Path:
+    """Path of the embedded tracking store: ``<project root>/mlflow.db``."""
+    return project_root() / "mlflow.db"
 
 
 class TrackingServerUnreachable(RuntimeError):
@@ -21,7 +32,7 @@ class TrackingServerUnreachable(RuntimeError):
 
 def default_tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<project root>/mlflow.db`` (absolute)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{EMBEDDED_DB}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{embedded_db()}"
 
 
 def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
@@ -38,7 +49,7 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
         return
     url = uri.rstrip("/") + "/health"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - http(s) only
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
             if resp.status == 200:
                 return
             problem = f"answered HTTP {resp.status}"
@@ -51,5 +62,5 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
     raise TrackingServerUnreachable(
         f"MLflow tracking server {uri} {problem} at {url}. Start one with `make mlflow-server` "
         f"(serves http://127.0.0.1:5000), point MLFLOW_TRACKING_URI at a running server, or unset "
-        f"MLFLOW_TRACKING_URI to use the embedded store sqlite:///{EMBEDDED_DB}."
+        f"MLFLOW_TRACKING_URI to use the embedded store sqlite:///{embedded_db()}."
     )

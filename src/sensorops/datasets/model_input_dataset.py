@@ -29,7 +29,9 @@ class ModelInputDataset(AbstractDataset[ModelInput, ModelInput]):
 
     def save(self, data: ModelInput) -> None:
         if not isinstance(data, ModelInput):
-            raise TypeError(f"{self._filepath}: expected a ModelInput to save, got {type(data).__name__}")
+            raise TypeError(
+                f"{self._filepath}: expected a ModelInput to save, got {type(data).__name__}"
+            )
         save_model_input(data, Path(self._filepath))
 
     def _exists(self) -> bool:
