@@ -1,7 +1,7 @@
 """Helpers to run the real project (Kedro CLI and sessions) in an isolated copy.
 
-The copy holds ``pyproject.toml``, ``conf/`` and empty data layers; the ``sensorops`` package itself
-is the installed (editable) one. Runs write only inside the copy, never into the checkout's
+The copy holds ``pyproject.toml``, ``conf/``, empty data layers and an empty ``src/`` (Kedro requires
+the folder); the ``sensorops`` code is the installed, editable one. Runs write only inside the copy, never into the checkout's
 ``data/`` or ``mlflow.db``.
 """
 
@@ -30,6 +30,7 @@ def copy_project(source: Path, target: Path) -> Path:
         ignore=shutil.ignore_patterns("local", "uncommitted", "__pycache__"),
     )
     (target / "conf" / "local").mkdir(exist_ok=True)
+    (target / "src").mkdir(exist_ok=True)  # Kedro insists on src/; the code is the editable install
     for layer in LAYERS:
         (target / "data" / layer).mkdir(parents=True, exist_ok=True)
     return target

@@ -27,5 +27,7 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # conf/test, conf/gpu and conf/local override only the keys they name (deep merge), not whole blocks.
+    "merge_strategy": {"parameters": "soft", "mlflow": "soft"},
     "custom_resolvers": {"sensorops.tracking_uri": default_tracking_uri},
 }
