@@ -1,0 +1,161 @@
+"""Outlier handling (pyod IForest) and DTW alignment on small synthetic data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sensorops.timeseries.alignment import GLOBAL_REFERENCE, SeriesAligner
+from sensorops.timeseries.config import (
+    AlignmentConfig,
+    ContractConfig,
+    DTWConfig,
+    OutlierConfig,
+    PointOutlierConfig,
+    ReferenceConfig,
+    SplitConfig,
+)
+from sensorops.timeseries.contract import check_contract
+from sensorops.timeseries.normalize import ChannelStandardizer
+from sensorops.timeseries.outliers import OutlierFilter, interpolate_nans, outlier_counts
+from sensorops.timeseries.series import SeriesSet, long_to_series
+from sensorops.timeseries.split import assign_splits
+
+FAST = OutlierConfig(
+    n_estimators=50,
+    contamination=0.1,
+    points=PointOutlierConfig(contamination=0.02, max_fit_points=3000),
+)
+
+
+@pytest.fixture(scope="module")
+def split_series(small_synthetic) -> SeriesSet:
+    frame = check_contract(small_synthetic.frame, ContractConfig(), "synthetic")
+    return long_to_series(assign_splits(frame, SplitConfig(seed=0)))
+
+
+def test_interpolate_nans() -> None:
+    x = np.array([[np.nan, 1.0], [2.0, np.nan], [np.nan, 3.0], [4.0, 5.0]])
+    filled, n = interpolate_nans(x)
+    np.testing.assert_array_equal(filled, [[2.0, 1.0], [2.0, 2.0], [3.0, 3.0], [4.0, 5.0]])
+    assert n == 3 and np.isnan(x).sum() == 3
+
+
+def test_spikes_repaired_and_anomalous_series_found(
+    small_synthetic, split_series: SeriesSet
+) -> None:
+    filt = OutlierFilter(FAST).fit(split_series.split("train").values)
+    result = filt.transform(split_series)
+    report = result.report.set_index("series_id")
+    assert all(not np.isnan(v).any() for v in result.series.values)
+    # spikes: the largest deviation from a smooth signal shrinks a lot after repair
+    raw = {
+        sid: interpolate_nans(v)[0]
+        for sid, v in zip(split_series.ids, split_series.values, strict=True)
+    }
+    rep = dict(zip(result.series.ids, result.series.values, strict=True))
+    spiky = [sid for sid, n in small_synthetic.n_spikes.items() if n > 0 and sid in rep]
+    repaired = report.loc[spiky, "points_repaired"]
+    assert (repaired > 0).mean() > 0.8
+    jump = lambda x: np.abs(np.diff(x, axis=0)).max()  # noqa: E731
+    assert np.median([jump(rep[s]) / jump(raw[s]) for s in spiky]) < 0.6
+    # whole anomalous series: most are flagged
+    anomalous = list(small_synthetic.anomalous)
+    assert report.loc[anomalous, "is_outlier"].mean() >= 0.75
+    # train outliers dropped, val/test outliers only flagged
+    assert set(report.loc[report.is_outlier & (report.split == "train"), "action"]) == {"dropped"}
+    kept_eval = report[(report.split != "train")]
+    assert (kept_eval["action"] != "dropped").all()
+    assert set(kept_eval.index) <= set(result.series.ids)
+    counts = outlier_counts(result.report)
+    assert sum(c["dropped"] for c in counts["train"].values()) == int(
+        (report.action == "dropped").sum()
+    )
+
+
+def test_flag_mode_keeps_train_outliers(split_series: SeriesSet) -> None:
+    cfg = FAST.model_copy(update={"train_action": "flag"})
+    result = OutlierFilter(cfg).fit(split_series.split("train").values).transform(split_series)
+    assert len(result.series) == len(split_series)
+    assert (result.report["action"] == "flagged").sum() == result.report["is_outlier"].sum() > 0
+
+
+def test_outlier_filter_fits_on_train_only(split_series: SeriesSet) -> None:
+    train = split_series.split("train").values
+    a = OutlierFilter(FAST).fit(train)
+    b = OutlierFilter(FAST).fit(train)
+    assert a.threshold_ == b.threshold_
+    np.testing.assert_array_equal(a.point_scale_, b.point_scale_)
+    # scores of val/test series do not influence the fitted threshold (fit never sees them)
+    other = split_series.subset(split_series.splits != "train")
+    doubled = other.with_values([v * 3.0 for v in other.values])
+    assert not np.array_equal(a.score(doubled.values[:5]), a.score(other.values[:5]))
+    assert a.threshold_ == b.threshold_
+
+
+def _shifted_pair(rng: np.random.Generator, shift: int, length: int = 60) -> np.ndarray:
+    t = np.arange(length + 20)
+    base = np.exp(-0.5 * ((t - 40) / 3.0) ** 2)
+    x = np.column_stack([base, -base])[shift : shift + length]
+    return x + 0.01 * rng.standard_normal(x.shape)
+
+
+def test_alignment_undoes_shifts_without_labels() -> None:
+    rng = np.random.default_rng(0)
+    shifts = [0, 3, 6, 9, 12, 4, 8]
+    values = [_shifted_pair(rng, s) for s in shifts]
+    flat = [np.zeros((60, 2)) + 0.01 * rng.standard_normal((60, 2)) for _ in shifts]
+    series = SeriesSet(
+        ids=np.array([f"b{i}" for i in range(7)] + [f"f{i}" for i in range(7)]),
+        labels=np.array(["bump"] * 7 + ["flat"] * 7),
+        splits=np.array(["train"] * 5 + ["test"] * 2 + ["train"] * 5 + ["test"] * 2),
+        values=values + flat,
+        channels=("a", "b"),
+    )
+    cfg = AlignmentConfig(
+        reference=ReferenceConfig(method="medoid"), dtw=DTWConfig(radius_fraction=0.25)
+    )
+    aligner = SeriesAligner(cfg).fit(series.split("train"))
+    assert aligner.reference_names_ == ["bump", "flat"]
+    unlabeled = series.split("test")
+    unlabeled = SeriesSet(
+        unlabeled.ids, np.array(["?"] * 4), unlabeled.splits, unlabeled.values, ("a", "b")
+    )
+    res = aligner.transform(unlabeled)
+    assert res.reference.tolist() == ["bump", "bump", "flat", "flat"]  # chosen by least cost
+    peaks = res.X[:2, :, 0].argmax(axis=1)
+    assert np.ptp(peaks) <= 1  # shifted bumps land on the same reference step
+    raw_peaks = [v[:, 0].argmax() for v in unlabeled.values[:2]]
+    assert np.ptp(raw_peaks) >= 4
+    assert np.all(res.costs <= res.all_costs.min(axis=1))
+
+
+@pytest.mark.parametrize("method", ["medoid", "dba", "dba_tslearn"])
+def test_references_depend_on_train_only(split_series: SeriesSet, method: str) -> None:
+    cfg = AlignmentConfig(
+        reference=ReferenceConfig(method=method, scope="global", max_series=10, dba_max_iter=3)
+    )
+    filled = split_series.with_values([interpolate_nans(v)[0] for v in split_series.values])
+    a = SeriesAligner(cfg).fit(filled.split("train"))
+    assert a.reference_names_ == [GLOBAL_REFERENCE]
+    assert a.references_.shape == (1, a.ref_length_, 3)
+    changed = filled.with_values(
+        [
+            v if s == "train" else v * 5.0 + 1.0
+            for v, s in zip(filled.values, filled.splits, strict=True)
+        ]
+    )
+    b = SeriesAligner(cfg).fit(changed.split("train"))
+    np.testing.assert_array_equal(a.references_, b.references_)
+    res = a.transform(filled)
+    assert res.X.shape == (len(filled), a.ref_length_, 3) and np.isfinite(res.X).all()
+
+
+def test_standardizer_uses_train_stats() -> None:
+    rng = np.random.default_rng(0)
+    train = rng.normal(5.0, 2.0, size=(50, 20, 2))
+    sc = ChannelStandardizer().fit(train)
+    out = sc.transform(train)
+    np.testing.assert_allclose(out.reshape(-1, 2).mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(out.reshape(-1, 2).std(0), 1, atol=1e-5)
+    assert sc.transform(np.full((1, 3, 2), 5.0)).dtype == np.float32
