@@ -2,5 +2,6 @@
 
 from sensorops.datasets.mlflow_tags import MlflowTagsDataset
 from sensorops.datasets.model_input_dataset import ModelInputDataset
+from sensorops.datasets.quality_mlflow import MlflowArtifactDirDataset, MlflowInputDataset
 
-__all__ = ["MlflowTagsDataset", "ModelInputDataset"]
+__all__ = ["MlflowArtifactDirDataset", "MlflowInputDataset", "MlflowTagsDataset", "ModelInputDataset"]
