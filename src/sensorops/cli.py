@@ -1,0 +1,390 @@
+"""``sensorops`` command line: inspect and move models in the MLflow registry.
+
+Usage::
+
+    sensorops models list [NAME]
+    sensorops models show NAME[@ALIAS|/VERSION]          # e.g. sensorops-classifier@production
+    sensorops models promote NAME VERSION --to staging|production|archived [--model-input PATH]
+    sensorops models rollback NAME [--to-version V]
+    sensorops models history NAME
+
+Every command takes ``--tracking-uri`` (default ``$MLFLOW_TRACKING_URI``, else
+``sqlite:///mlflow.db``) and ``--json`` (machine-readable output).
+
+The same commands are available as ``kedro models ...`` inside the project: Kedro imports
+``<package>.cli`` and requires a click group named ``cli`` there (:data:`cli`), whose commands it
+adds to its own.
+
+Exit codes: 0 ok; 1 promotion refused by a gate; 2 usage error or unknown model/version/alias;
+3 tracking server unreachable; 4 another promotion holds the model's lease; 5 a transition
+failed part-way and was undone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from sensorops.registry.errors import RegistryConfigError, RegistryError
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+DEFAULT_MODEL_INPUT = "data/05_model_input/model_input.npz"
+DEFAULT_PARAMS = "conf/base/parameters_promotion.yml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
+    common.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+
+    parser = argparse.ArgumentParser(prog="sensorops", description="sensorops MLOps tools")
+    top = parser.add_subparsers(dest="group", required=True)
+    models = top.add_parser(
+        "models", help="MLflow model registry: list, show, promote, rollback, history"
+    )
+    sub = models.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "list", parents=[common], help="list registered models, or the versions of NAME"
+    )
+    p.add_argument("name", nargs="?", help="registered model name")
+
+    p = sub.add_parser("show", parents=[common], help="version details and lineage chain")
+    p.add_argument("ref", help="NAME, NAME@ALIAS or NAME/VERSION")
+
+    p = sub.add_parser(
+        "promote", parents=[common], help="move a version to a stage through the gates"
+    )
+    p.add_argument("name", help="registered model name")
+    p.add_argument("version", help="version number")
+    p.add_argument(
+        "--to", dest="target", required=True, choices=["staging", "production", "archived"]
+    )
+    p.add_argument("--reason", default="", help="why (stored in the audit trail)")
+    p.add_argument(
+        "--model-input",
+        default=DEFAULT_MODEL_INPUT,
+        help=f"ModelInput .npz whose test split feeds the no-regression gate (default {DEFAULT_MODEL_INPUT})",
+    )
+    p.add_argument(
+        "--params",
+        default=None,
+        help=f"YAML with a 'promotion' key (default: {DEFAULT_PARAMS} if it exists)",
+    )
+    p.add_argument(
+        "--margin-points", type=float, default=None, help="override the allowed regression margin"
+    )
+
+    p = sub.add_parser("rollback", parents=[common], help="restore the previous production version")
+    p.add_argument("name", help="registered model name")
+    p.add_argument("--to-version", default=None, help="go back to this earlier production version")
+    p.add_argument("--reason", default="", help="why (stored in the audit trail)")
+    p.add_argument("--params", default=None, help="YAML with a 'promotion' key")
+
+    p = sub.add_parser("history", parents=[common], help="transition history of a registered model")
+    p.add_argument("name", help="registered model name")
+    return parser
+
+
+def _config(params_path: str | None, margin: float | None, target: str | None = None) -> Any:
+    import yaml
+
+    from sensorops.registry.config import PromotionConfig
+
+    path = Path(params_path) if params_path else Path(DEFAULT_PARAMS)
+    raw: dict[str, Any] = {}
+    if params_path and not path.is_file():
+        raise RegistryConfigError(f"--params {path} does not exist")
+    if path.is_file():
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict) or not isinstance(loaded.get("promotion", {}), dict):
+            raise RegistryConfigError(f"{path} must hold a mapping under the key 'promotion'")
+        raw = dict(loaded.get("promotion", {}))
+    if margin is not None:
+        key = "production_margin_points" if target == "production" else "staging_margin_points"
+        raw["gates"] = {**raw.get("gates", {}), key: margin}
+    return PromotionConfig.from_params(raw)
+
+
+def _add(node: Tree, text: str) -> Tree:
+    """Add a plain-text child (no rich markup: stages like ``[production]`` stay literal)."""
+    return node.add(Text(text))
+
+
+def _table(title: str, rows: list[dict[str, Any]], columns: Sequence[str]) -> Table:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "-")) for c in columns))
+    return table
+
+
+def _cmd_list(reg: Any, args: argparse.Namespace, out: Console) -> int:
+    from sensorops.registry.inspect import list_models, list_versions
+    from sensorops.registry.transitions import consistency_problems, read_state
+
+    if args.name:
+        rows = list_versions(reg, args.name)
+        problems = consistency_problems(read_state(reg, args.name))
+        if args.json:
+            out.print_json(json.dumps({"versions": rows, "problems": problems}))
+            return EXIT_OK
+        cols = [
+            "version",
+            "variant",
+            "stage",
+            "legacy_stage",
+            "aliases",
+            "test_accuracy",
+            "test_macro_f1",
+            "kedro_run_id",
+        ]
+        out.print(_table(f"{args.name} ({reg.uri})", rows, cols))
+        for p in problems:
+            out.print(f"warning: {p}", style="yellow", markup=False)
+        return EXIT_OK
+    rows = list_models(reg)
+    if args.json:
+        out.print_json(json.dumps(rows))
+    elif not rows:
+        out.print(f"no registered models at {reg.uri}")
+    else:
+        out.print(
+            _table(
+                f"registered models ({reg.uri})", rows, ["name", "production", "staging", "aliases"]
+            )
+        )
+    return EXIT_OK
+
+
+def _cmd_show(reg: Any, args: argparse.Namespace, out: Console) -> int:
+    from sensorops.registry.inspect import ModelRef, describe_version
+
+    info = describe_version(reg, ModelRef.parse(args.ref))
+    if args.json:
+        out.print_json(json.dumps(info, default=str))
+        return EXIT_OK
+    v, lin = info["version"], info["lineage"]
+    aliases = " ".join(v["aliases"]) or "no aliases"
+    title = f"{info['name']} v{v['version']} [{v['stage']}] {aliases} (legacy stage {v['legacy_stage']})"
+    tree = Tree(Text(title, style="bold"))
+    _add(tree, f"variant {v['variant']}; source {v['source']}")
+    if v["description"]:
+        _add(tree, v["description"])
+    run = lin["mlflow_run"]
+    run_node = _add(
+        tree,
+        f"MLflow run {run['run_id']} ({run.get('run_name', '-')}, {run.get('status', '-')}, "
+        f"experiment {run.get('experiment', '-')})",
+    )
+    kedro_node = _add(
+        run_node, f"kedro run id {lin['kedro_run_id']}  command: {run.get('kedro_command', '-')}"
+    )
+    data_node = _add(kedro_node, "data")
+    for key, value in info["data"].items():
+        _add(data_node, f"{key}: {value}")
+    for item in info["inputs"]:
+        _add(
+            data_node,
+            f"mlflow.data input {item['name']} ({item['context']}) digest {item['digest']}",
+        )
+    dq_node = _add(kedro_node, "data quality")
+    for key, value in info["dq"].items():
+        _add(dq_node, f"{key}: {value}")
+    child = lin["training_child_run"]
+    _add(
+        kedro_node,
+        f"training child run {child['run_id']} ({child.get('run_name', '-')}, {child.get('status', '-')})",
+    )
+    _add(kedro_node, f"git commit {lin['git_commit']}; sensorops {lin['sensorops_version']}")
+    parity_node = _add(tree, "parity")
+    for key, value in info["parity"].items():
+        _add(parity_node, f"{key}: {value}")
+    metrics_node = _add(tree, "metrics")
+    for key, value in {
+        **info["metrics"],
+        **{f"compression.{k}": v for k, v in info["compression"].items()},
+    }.items():
+        _add(metrics_node, f"{key}: {value}")
+    if info["audit"]:
+        audit_node = _add(tree, "last transition")
+        for key, value in info["audit"].items():
+            _add(audit_node, f"{key}: {value}")
+    out.print(tree)
+    return EXIT_OK
+
+
+def _mi_loader(path: str) -> Any:
+    def load() -> Any:
+        from sensorops.model_input import ModelInputError, load_model_input
+
+        try:
+            return load_model_input(path)
+        except ModelInputError as exc:
+            raise RegistryConfigError(f"--model-input: {exc}") from exc
+
+    return load
+
+
+def _cmd_promote(reg: Any, args: argparse.Namespace, out: Console) -> int:
+    from sensorops.registry.transitions import promote
+
+    cfg = _config(args.params, args.margin_points, args.target)
+    result = promote(
+        reg,
+        args.name,
+        args.version,
+        args.target,
+        config=cfg,
+        mi=_mi_loader(args.model_input),
+        reason=args.reason,
+    )
+    if args.json:
+        out.print_json(json.dumps(result.to_dict(), default=str))
+        return EXIT_OK
+    out.print(
+        f"[green]promoted[/] {result.name} v{result.version}: {result.from_stage} -> {result.to_stage}"
+        + (f" (archived {', '.join('v' + r for r in result.replaced)})" if result.replaced else "")
+    )
+    rows = [
+        {"gate": r["gate"], "result": "pass" if r["passed"] else "FAIL", "detail": r["message"]}
+        for r in result.gates["results"]
+    ]
+    out.print(_table("gates", rows, ["gate", "result", "detail"]))
+    out.print(f"evidence run {result.evidence_run_id}; history event #{result.seq}")
+    return EXIT_OK
+
+
+def _cmd_rollback(reg: Any, args: argparse.Namespace, out: Console) -> int:
+    from sensorops.registry.transitions import rollback
+
+    cfg = _config(args.params, None)
+    result = rollback(reg, args.name, config=cfg, to_version=args.to_version, reason=args.reason)
+    if args.json:
+        out.print_json(json.dumps(result.to_dict(), default=str))
+        return EXIT_OK
+    out.print(
+        f"[green]rolled back[/] {result.name}: production is now v{result.version} "
+        f"(was v{', v'.join(result.replaced) or '-'}); history event #{result.seq}"
+    )
+    return EXIT_OK
+
+
+def _cmd_history(reg: Any, args: argparse.Namespace, out: Console) -> int:
+    from sensorops.registry.history import read_history
+
+    events = read_history(reg, args.name)
+    if args.json:
+        out.print_json(json.dumps(events, default=str))
+        return EXIT_OK
+    rows = [
+        {
+            **e,
+            "version": f"v{e.get('version')}",
+            "from": e.get("from") or "-",
+            "replaced": ", ".join(f"v{r}" for r in e.get("replaced", [])) or "-",
+        }
+        for e in events
+    ]
+    cols = [
+        "seq",
+        "at",
+        "kind",
+        "version",
+        "from",
+        "to",
+        "replaced",
+        "by",
+        "reason",
+        "evidence_run_id",
+    ]
+    out.print(_table(f"history of {args.name}", rows, cols))
+    return EXIT_OK
+
+
+COMMANDS = {
+    "list": _cmd_list,
+    "show": _cmd_show,
+    "promote": _cmd_promote,
+    "rollback": _cmd_rollback,
+    "history": _cmd_history,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sensorops`` console script; returns the exit code."""
+    args = _parser().parse_args(argv)  # argparse exits with 2 on usage errors
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
+    out = Console(soft_wrap=args.json, width=None if not args.json else 10_000)
+    err = Console(stderr=True)
+    # fail within seconds, not minutes, when the server dies mid-command (user settings win)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    from sensorops.registry.client import connect, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    try:
+        reg = connect(uri)
+        return COMMANDS[args.command](reg, args, out)
+    except RegistryError as exc:
+        err.print(f"error: {exc}", style="red", markup=False, highlight=False)
+        return exc.exit_code
+    except Exception as exc:  # the server died mid-command, or MLflow refused a request
+        if _looks_unreachable(exc):
+            err.print(
+                f"error: MLflow at {uri} stopped answering: {exc}; start it with `make mlflow-server`",
+                style="red",
+                markup=False,
+            )
+            return EXIT_UNREACHABLE
+        raise
+
+
+def _looks_unreachable(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(
+        w in text for w in ("connection refused", "max retries", "connectionerror", "timed out")
+    )
+
+
+@click.group(name="sensorops")
+def cli() -> None:
+    """sensorops project commands for the kedro CLI (Kedro loads ``sensorops.cli.cli``)."""
+
+
+@cli.command(
+    name="models",
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": [],
+    },
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def kedro_models(args: tuple[str, ...]) -> None:
+    """MLflow model registry: list, show, promote, rollback, history (= `sensorops models`)."""
+    raise SystemExit(main(["models", *args]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Thin Kedro nodes over :mod:`sensorops.registry`; MLflow is used by the library, not here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sensorops.model_input import ModelInput
+from sensorops.registry import PromotionConfig
+from sensorops.registry.workflow import register_from_reports, stage_registered
+
+
+def register_models(
+    export_summary: dict[str, Any],
+    compression_comparison: Any,
+    dq_summary: dict[str, Any],
+    evaluation: dict[str, Any],
+    training_summary: dict[str, Any],
+    model_input: ModelInput,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Register the parity-checked ONNX export and the compression variants that passed their gate.
+
+    Returns:
+        ``{"model_name", "tracking_uri", "versions": [{name, version, variant, run_id, model_uri,
+        test_accuracy, test_macro_f1}, ...]}``; every version starts in stage ``candidate``.
+    """
+    config = PromotionConfig.from_params(params)
+    return register_from_reports(
+        export_summary,
+        compression_comparison,
+        dq_summary,
+        evaluation,
+        model_input,
+        config,
+        training_summary=training_summary,
+    )
+
+
+def promote_to_staging(
+    registered: dict[str, Any], model_input: ModelInput, params: dict[str, Any]
+) -> dict[str, Any]:
+    """Promote the ``promotion.staging_variant`` version to staging through the gates.
+
+    Returns:
+        The ``rpt_promotion`` report (``status`` is ``staged`` or ``refused``, with every gate's
+        numbers).
+    """
+    config = PromotionConfig.from_params(params)
+    return stage_registered(registered, model_input, config)

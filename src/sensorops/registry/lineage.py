@@ -1,0 +1,136 @@
+"""Facts that tie a model version to its data, checks and runs: digests, DQ tiers, run context."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import importlib.metadata
+import logging
+import os
+import socket
+import subprocess
+from typing import Any
+
+import numpy as np
+
+from sensorops.model_input import SPLITS, ModelInput
+
+logger = logging.getLogger(__name__)
+
+KEDRO_RUN_ID_TAG = "run_id"
+"""Tag kedro-mlflow sets on its run: the Kedro session id (``run_params["run_id"]``)."""
+
+
+def split_digest(mi: ModelInput, split: str) -> str:
+    """SHA-256 (hex, first 16 chars) over the split's X, y and series ids, with shapes and dtypes.
+
+    Args:
+        mi: model input; ``X[split]`` is ``(n_series, length, n_channels)`` float32.
+        split: one of ``train``, ``val``, ``test``.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}; got {split!r}")
+    h = hashlib.sha256()
+    for arr in (
+        np.ascontiguousarray(mi.X[split], dtype=np.float32),
+        np.ascontiguousarray(mi.y[split], dtype=np.int64),
+    ):
+        h.update(f"{arr.dtype}{arr.shape}".encode())
+        h.update(arr.tobytes())
+    h.update("\x1f".join(str(s) for s in mi.series_ids[split]).encode())
+    h.update("\x1f".join((*mi.classes, "|", *mi.channels)).encode())
+    return h.hexdigest()[:16]
+
+
+def data_digests(mi: ModelInput) -> dict[str, str]:
+    """``{"data.train_digest": ..., "data.test_digest": ..., ...}`` plus upstream metadata digests.
+
+    Any ``*digest*``/``*hash*``/``source`` entry of ``mi.metadata`` (e.g. a raw-file hash written by
+    ingestion) is carried over as ``data.meta.<key>``.
+    """
+    out = {f"data.{split}_digest": split_digest(mi, split) for split in ("train", "val", "test")}
+    out["data.counts"] = ",".join(f"{k}={v}" for k, v in mi.counts().items())
+    for key, value in sorted(mi.metadata.items()):
+        if isinstance(value, str | int | float) and any(
+            word in key.lower() for word in ("digest", "hash", "sha", "source")
+        ):
+            out[f"data.meta.{key}"] = str(value)[:500]
+    return out
+
+
+def dq_tiers(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every tier result in a ``rpt_dq_summary`` dict, keyed by its dotted path.
+
+    A tier result is any nested dict holding a boolean ``success``; the grouping keys ``stages``
+    and ``tiers`` are dropped from the path, so ``{"passed": ..., "stages": {"raw": {"tiers":
+    {"tier1": {"success": True, "action": "fail", ...}}}}}`` gives ``{"raw.tier1": {...}}``.
+    """
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if not isinstance(node, dict):
+            return
+        if isinstance(node.get("success"), bool) and path:
+            found[".".join(path)] = node
+            return
+        for key, value in node.items():
+            walk(value, path if key in ("stages", "tiers") else (*path, str(key)))
+
+    walk(summary, ())
+    return found
+
+
+def dq_tags(summary: dict[str, Any]) -> dict[str, str]:
+    """Version tags for the DQ results: ``dq.passed`` and ``dq.<stage>.<tier>`` = ``pass``/``fail:<action>``."""
+    tags = {"dq.passed": str(bool(summary.get("passed", False))).lower()}
+    for path, tier in dq_tiers(summary).items():
+        status = "pass" if tier["success"] else f"fail:{tier.get('action', 'fail')}"
+        counts = [f"{k}={tier[k]}" for k in ("evaluated", "failed") if k in tier]
+        tags[f"dq.{path}"] = status + (f" ({', '.join(counts)})" if counts else "")
+    return tags
+
+
+def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
+    """HEAD commit of the git checkout at ``cwd`` (``unknown`` when there is none)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def package_version() -> str:
+    """Installed version of the ``sensorops`` distribution."""
+    try:
+        return importlib.metadata.version("sensorops")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def actor() -> str:
+    """``user@host`` of this process, for audit tags."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = os.environ.get("USER", "unknown")
+    return f"{user}@{socket.gethostname()}"
+
+
+def scalar_tags(prefix: str, data: dict[str, Any]) -> dict[str, str]:
+    """``{prefix.key: str(value)}`` for every top-level str/int/float/bool entry of ``data``."""
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, bool):
+            out[f"{prefix}.{key}"] = str(value).lower()
+        elif isinstance(value, int | float):
+            out[f"{prefix}.{key}"] = f"{value:.6g}" if isinstance(value, float) else str(value)
+        elif isinstance(value, str) and len(value) <= 500:
+            out[f"{prefix}.{key}"] = value
+    return out

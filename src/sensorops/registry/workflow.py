@@ -1,0 +1,120 @@
+"""The two steps of the ``promotion`` pipeline: register the pipeline's models, stage one of them.
+
+Both read the active MLflow run (kedro-mlflow's) and its tracking URI; nodes call them with
+plain dicts and never import mlflow.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sensorops.model_input import ModelInput
+from sensorops.registry.client import Registry, connect
+from sensorops.registry.config import PromotionConfig
+from sensorops.registry.errors import GateRefused, RegistryConfigError
+from sensorops.registry.register import build_variants, lineage_tags, register_variants
+from sensorops.registry.transitions import promote, read_state
+
+logger = logging.getLogger(__name__)
+
+
+def register_from_reports(
+    export_summary: dict[str, Any],
+    compression_comparison: Any,
+    dq_summary: dict[str, Any],
+    evaluation: dict[str, Any] | None,
+    mi: ModelInput,
+    config: PromotionConfig,
+    training_summary: dict[str, Any] | None = None,
+    reg: Registry | None = None,
+) -> dict[str, Any]:
+    """Register the parity-checked export and every compression variant whose gate passed.
+
+    Returns:
+        ``{"model_name": str, "tracking_uri": str, "versions": [RegisteredVersion.to_dict(), ...]}``.
+    """
+    reg = reg or connect(None)
+    specs = build_variants(export_summary, compression_comparison, evaluation, config)
+    common = lineage_tags(export_summary, dq_summary, training_summary)
+    created = register_variants(specs, mi, config.model_name, common, reg=reg, config=config)
+    return {
+        "model_name": config.model_name,
+        "tracking_uri": reg.uri,
+        "versions": [rv.to_dict() for rv in created],
+    }
+
+
+def stage_registered(
+    registered: dict[str, Any],
+    mi: ModelInput,
+    config: PromotionConfig,
+    reg: Registry | None = None,
+) -> dict[str, Any]:
+    """Promote the ``config.staging_variant`` version of ``registered`` to ``staging`` through the gates.
+
+    Returns:
+        The ``rpt_promotion`` report: ``status`` (``staged`` or ``refused``), ``version``, the gate
+        report, the registered versions, and the model's aliases/stages afterwards.
+
+    Raises:
+        GateRefused: refused and ``config.fail_on_refusal`` is true.
+        RegistryConfigError: no registered version has variant ``config.staging_variant``.
+    """
+    reg = reg or connect(None)
+    name = registered["model_name"]
+    chosen = [v for v in registered["versions"] if v["variant"] == config.staging_variant]
+    if not chosen:
+        raise RegistryConfigError(
+            f"promotion.staging_variant {config.staging_variant!r} was not registered; registered "
+            f"variants are {[v['variant'] for v in registered['versions']]}"
+        )
+    version = chosen[0]["version"]
+    report: dict[str, Any] = {"model_name": name, "version": version, "target": "staging"}
+    try:
+        result = promote(
+            reg, name, version, "staging", config=config, mi=mi, reason="promotion pipeline"
+        )
+        report.update(
+            status="staged",
+            gates=result.gates,
+            evidence_run_id=result.evidence_run_id,
+            seq=result.seq,
+        )
+    except GateRefused as exc:
+        if config.fail_on_refusal:
+            raise
+        logger.warning("%s", exc)
+        report.update(status="refused", refused_by=exc.gate, message=str(exc), gates=exc.report)
+    state = read_state(reg, name)
+    report["registered"] = registered["versions"]
+    report["aliases"] = state.aliases
+    report["stages"] = {
+        v: s.stage for v, s in sorted(state.versions.items(), key=lambda kv: int(kv[0]))
+    }
+    return report
+
+
+def register_and_stage(
+    export_summary: dict[str, Any],
+    compression_comparison: Any,
+    dq_summary: dict[str, Any],
+    evaluation: dict[str, Any] | None,
+    mi: ModelInput,
+    config: PromotionConfig,
+    training_summary: dict[str, Any] | None = None,
+    reg: Registry | None = None,
+) -> dict[str, Any]:
+    """:func:`register_from_reports` then :func:`stage_registered`; returns the promotion report."""
+    reg = reg or connect(None)
+    registered = register_from_reports(
+        export_summary,
+        compression_comparison,
+        dq_summary,
+        evaluation,
+        mi,
+        config,
+        training_summary,
+        reg,
+    )
+    return stage_registered(registered, mi, config, reg)

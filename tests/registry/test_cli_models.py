@@ -1,0 +1,203 @@
+"""``sensorops models ...`` against the real server: tables, lineage, exit codes, concurrency."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sensorops.cli import main
+from sensorops.model_input import save_model_input
+from sensorops.registry import (
+    PromotionConfig,
+    VariantSpec,
+    consistency_problems,
+    promote,
+    read_history,
+    read_state,
+    register_variants,
+)
+from tests.registry.registry_helpers import FAST_LOCK, GOOD_TAGS
+
+SENSOROPS = str(Path(sys.executable).parent / "sensorops")
+
+
+@pytest.fixture(scope="module")
+def deployed(reg, mi, onnx_models, tmp_path_factory):
+    """A model with v1 (good) in production, v2 (bad) and v3 (good2) in staging; plus its npz."""
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    cfg = PromotionConfig(lock=FAST_LOCK)
+    specs = [VariantSpec(m, str(onnx_models[m])) for m in ("good", "bad", "good2")]
+    v1, v2, v3 = (
+        rv.version for rv in register_variants(specs, mi, name, GOOD_TAGS, reg=reg, config=cfg)
+    )
+    wide = cfg.model_copy(
+        update={"gates": cfg.gates.model_copy(update={"staging_margin_points": 100.0})}
+    )
+    for v in (v1, v2, v3):
+        promote(reg, name, v, "staging", config=wide, mi=mi)
+    promote(reg, name, v1, "production", config=cfg, mi=mi)
+    npz = tmp_path_factory.mktemp("mi") / "model_input.npz"
+    save_model_input(mi, npz)
+    return {"name": name, "v1": v1, "v2": v2, "v3": v3, "npz": str(npz)}
+
+
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_list_and_show_lineage_chain(mlflow_server, deployed, capsys, mi):
+    name = deployed["name"]
+    code, out, _ = run_cli(capsys, "models", "list", "--tracking-uri", mlflow_server)
+    assert code == 0 and name in out
+    code, out, _ = run_cli(capsys, "models", "list", name, "--tracking-uri", mlflow_server)
+    assert (
+        code == 0
+        and "@champion @production" in out
+        and "Production" in out
+        and "warning" not in out
+    )
+    code, out, _ = run_cli(
+        capsys, "models", "list", name, "--json", "--tracking-uri", mlflow_server
+    )
+    rows = json.loads(out)
+    assert {r["version"]: r["stage"] for r in rows["versions"]} == {
+        deployed["v1"]: "production",
+        deployed["v2"]: "staging",
+        deployed["v3"]: "staging",
+    }
+    assert rows["problems"] == []
+
+    code, out, _ = run_cli(
+        capsys, "models", "show", f"{name}@production", "--tracking-uri", mlflow_server
+    )
+    assert code == 0
+    for needle in (
+        "MLflow run ",
+        "kedro run id",
+        "test_digest",
+        "data quality",
+        "raw.tier1",
+        "[production]",
+        "training child run",
+        "git commit",
+        "parity",
+    ):
+        assert needle in out, needle
+    info = json.loads(
+        run_cli(
+            capsys, "models", "show", f"{name}@champion", "--json", "--tracking-uri", mlflow_server
+        )[1]
+    )
+    assert info["version"]["version"] == deployed["v1"] and info["version"]["aliases"] == [
+        "@champion",
+        "@production",
+    ]
+
+
+def test_refused_promotion_exits_1_and_names_gate(mlflow_server, deployed, capsys, reg):
+    name = deployed["name"]
+    before = read_state(reg, name)
+    code, _, err = run_cli(
+        capsys, "models", "promote", name, deployed["v2"], "--to", "production",
+        "--model-input", deployed["npz"], "--tracking-uri", mlflow_server,
+    )  # fmt: skip
+    assert code == 1
+    assert (
+        "refused by gate 'no_regression'" in err
+        and "drop" in err
+        and "margin of 1.00 points" in err
+    )
+    assert read_state(reg, name) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["show", "no-such-model@production"], "registered model 'no-such-model' does not exist"),
+        (["show", "{name}@nope"], "alias @nope of registered model"),
+        (["show", "{name}/99"], "version 99 of registered model"),
+        (["history", "no-such-model"], "registered model 'no-such-model' does not exist"),
+        (["promote", "{name}", "99", "--to", "staging"], "version 99 of registered model"),
+        (["rollback", "no-such-model"], "registered model 'no-such-model' does not exist"),
+    ],
+)
+def test_unknown_model_version_alias_exit_2(mlflow_server, deployed, capsys, args, needle):
+    args = [a.format(name=deployed["name"]) for a in args]
+    code, _, err = run_cli(capsys, "models", *args, "--tracking-uri", mlflow_server)
+    assert code == 2 and needle.format(name=deployed["name"]) in err
+
+
+def test_history_table(mlflow_server, deployed, capsys):
+    code, out, _ = run_cli(
+        capsys, "models", "history", deployed["name"], "--tracking-uri", mlflow_server
+    )
+    assert code == 0 and "register" in out and "production" in out and "promote" in out
+    events = json.loads(
+        run_cli(
+            capsys, "models", "history", deployed["name"], "--json", "--tracking-uri", mlflow_server
+        )[1]
+    )
+    assert [e["to"] for e in events][-1] == "production"
+
+
+def test_concurrent_promotions_leave_one_production(mlflow_server, deployed, reg, tmp_path):
+    """Two CLI processes promote v1's two staging rivals at once; the lease serialises them."""
+    name = deployed["name"]
+    common = ["--model-input", deployed["npz"], "--tracking-uri", mlflow_server, "--json"]
+    procs = [
+        subprocess.Popen(
+            [
+                SENSOROPS,
+                "models",
+                "promote",
+                name,
+                v,
+                "--to",
+                "production",
+                "--margin-points",
+                "100",
+                *common,
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for v in (deployed["v2"], deployed["v3"])
+    ]
+    results = [p.communicate(timeout=180) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert codes == [0, 0], results
+    state = read_state(reg, name)
+    assert consistency_problems(state) == []
+    assert len(state.in_stage("production")) == 1
+    assert [
+        v.version for v in state.versions.values() if v.legacy_stage == "Production"
+    ] == state.in_stage("production")
+    prod_events = [e for e in read_history(reg, name) if e["to"] == "production"]
+    assert len(prod_events) == 3
+    first, second = prod_events[1], prod_events[2]
+    assert first["replaced"] == [deployed["v1"]] and second["replaced"] == [first["version"]]
+    assert state.production == second["version"]
+    assert state.versions[first["version"]].stage == "archived"
+    assert "sensorops.lock" not in reg.client.get_registered_model(name).tags
+    # rollback from the CLI restores the version that was replaced last
+    out = subprocess.run(
+        [SENSOROPS, "models", "rollback", name, "--tracking-uri", mlflow_server, "--reason", "test"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert read_state(reg, name).production == first["version"]
+    assert consistency_problems(read_state(reg, name)) == []
