@@ -38,7 +38,7 @@ def copy_project(source: Path, target: Path) -> Path:
 
 def kedro_env(tracking_uri: str) -> dict[str, str]:
     """Environment for a ``kedro`` subprocess tracking to ``tracking_uri``."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "KEDRO_DISABLE_TELEMETRY": "true"}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "KEDRO_DISABLE_TELEMETRY": "true", "COLUMNS": "200"}
     env.pop("KEDRO_LOGGING_CONFIG", None)
     return env
 

@@ -1,0 +1,98 @@
+"""The ``training`` pipeline: wiring, catalog entries, and a real run of both nodes through Kedro."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+from tests.training.conftest import make_model_input, tiny_config
+
+from sensorops.pipelines.training import create_pipeline
+
+CONF = Path(__file__).resolve().parents[3] / "conf"
+LAYERS = {
+    "raw",
+    "intermediate",
+    "primary",
+    "feature",
+    "model_input",
+    "models",
+    "model_output",
+    "reporting",
+}
+PREFIX = {"mdl_": "models", "rpt_": "reporting", "mo_": "model_output"}
+
+
+def test_nodes_named_tagged_and_wired() -> None:
+    pipe = create_pipeline()
+    nodes = {n.name: n for n in pipe.nodes}
+    assert list(nodes) == ["train_model", "evaluate_model"]
+    for node in pipe.nodes:
+        assert "training" in node.tags
+        assert node.func.__name__ == node.name
+    assert nodes["train_model"].inputs == ["mi_model_input", "params:training.trainer"]
+    assert nodes["evaluate_model"].inputs == [
+        "mdl_training_summary",
+        "mi_model_input",
+        "params:training.evaluation",
+    ]
+    assert pipe.inputs() == {
+        "mi_model_input",
+        "params:training.trainer",
+        "params:training.evaluation",
+    }
+
+
+def test_catalog_entries_have_layers_and_prefixes() -> None:
+    catalog = yaml.safe_load((CONF / "base" / "catalog_training.yml").read_text())
+    outputs = create_pipeline().all_outputs()
+    assert set(catalog) == outputs  # every output is declared, nothing else
+    for name, entry in catalog.items():
+        assert "." not in name
+        layer = entry["metadata"]["kedro-viz"]["layer"]
+        assert layer in LAYERS
+        assert PREFIX[name.split("_", 1)[0] + "_"] == layer, name
+    DataCatalog.from_config(catalog)  # every dataset type resolves
+
+
+@pytest.mark.slow
+def test_pipeline_runs_both_nodes(tmp_path: Path) -> None:
+    base = yaml.safe_load((CONF / "base" / "parameters_training.yml").read_text())["training"]
+    trainer = tiny_config(tmp_path / "run", loop={"epochs": 8}, model={"name": "transformer"})
+    evaluation = {**base["evaluation"], "dtw_sakoe_chiba_radius": 4}
+    # the real dataset types of catalog_training.yml, written under tmp_path; the kedro-mlflow
+    # wrappers are unwrapped (no MLflow run here) and metrics kept in memory
+    config = {}
+    for name, entry in yaml.safe_load((CONF / "base" / "catalog_training.yml").read_text()).items():
+        entry = entry.get("dataset", entry)
+        if "filepath" in entry:
+            config[name] = {**entry, "filepath": str(tmp_path / entry["filepath"])}
+    catalog = DataCatalog.from_config(config)
+    catalog["rpt_training_metrics"] = MemoryDataset()
+    catalog["rpt_evaluation_metrics"] = MemoryDataset()
+    catalog["mi_model_input"] = MemoryDataset(make_model_input())
+    catalog["params:training.trainer"] = MemoryDataset(trainer)
+    catalog["params:training.evaluation"] = MemoryDataset(evaluation)
+    outputs = SequentialRunner().run(create_pipeline(), catalog)
+    summary = catalog.load("mdl_training_summary")
+    for key in (
+        "best_checkpoint",
+        "last_checkpoint",
+        "model_name",
+        "mlflow_child_run_id",
+        "best_val_metric",
+    ):
+        assert key in summary
+    assert summary["model_name"] == "transformer" and Path(summary["best_checkpoint"]).is_file()
+    assert outputs["rpt_training_metrics"].load()["final_step"]["value"] == summary["final_step"]
+    report = catalog.load("rpt_evaluation")
+    for key in ("accuracy", "macro_f1", "per_class", "roc_auc_ovr", "baseline_1nn_dtw"):
+        assert key in report
+    assert isinstance(catalog.load("mo_test_predictions"), pd.DataFrame)
+    assert isinstance(catalog.load("rpt_classification_report"), pd.DataFrame)
+    assert (tmp_path / "data/08_reporting/confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert outputs["rpt_evaluation_metrics"].load()["test_accuracy"]["value"] == report["accuracy"]
