@@ -15,6 +15,7 @@ parameters. These hooks add:
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -66,6 +67,12 @@ class ProjectConfigHooks:
 
     @hook_impl(tryfirst=True)
     def after_context_created(self, context: KedroContext) -> None:
+        project = Path(context.project_path).resolve()
+        if Path.cwd().resolve() != project:
+            # Relative paths in parameters (ONNX outputs, Data Docs, GE project) mean "in the project",
+            # as catalog paths already do, also when kedro is started from a sub-folder.
+            logger.info("working directory changed to the project root %s", project)
+            os.chdir(project)
         conf_source = Path(context.config_loader.conf_source)
         env = context.env
         check_parameters(context.params, conf_source / "base", env)
@@ -208,8 +215,9 @@ class NodeTrackingHooks:
         )
 
     @hook_impl
-    def after_pipeline_run(self) -> None:
+    def after_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
         self._report_timings()
+        self._report_where_things_are(pipeline, catalog)
 
     @hook_impl
     def on_pipeline_error(self) -> None:
@@ -239,11 +247,74 @@ class NodeTrackingHooks:
         logger.info("time per pipeline:\n%s\n  %-14s %8.1f s", "\n".join(lines), "total", total)
         self._timings = []
 
+    def _report_where_things_are(self, pipeline: Any, catalog: Any) -> None:
+        """Log where the run's results are and how to open them (MLflow, registry, reports, viz)."""
+        outputs = pipeline.all_outputs()
+        lines = []
+        if self._run_id is not None:
+            import mlflow
+
+            uri = mlflow.get_tracking_uri()
+            run = mlflow.MlflowClient().get_run(self._run_id)
+            lines.append(
+                f"MLflow run       {self._run_id} (experiment id {run.info.experiment_id}) in {uri}"
+            )
+            ui = "make ui" if uri.startswith("sqlite:") else uri
+            lines.append(
+                f"  open           {ui} -> http://127.0.0.1:5000/#/experiments/"
+                f"{run.info.experiment_id}/runs/{self._run_id}"
+            )
+        if "rpt_promotion" in outputs:
+            report = _load_quietly(catalog, "rpt_promotion") or {}
+            if report:
+                lines.append(
+                    f"registered model {report.get('model_name')} v{report.get('version')} -> "
+                    f"{report.get('target')}: {report.get('status')}"
+                    + (
+                        f" (models:/{report.get('model_name')}@staging)"
+                        if report.get("status") == "staged"
+                        else ""
+                    )
+                )
+                lines.append(
+                    f"  to production  sensorops models promote {report.get('model_name')} "
+                    f"--version {report.get('version')} --to production"
+                )
+        for name, label in (
+            ("rpt_compression_comparison", "comparison table"),
+            ("rpt_evaluation", "evaluation"),
+            ("rpt_dq_summary", "data quality"),
+        ):
+            if name in outputs:
+                where = _describe_dataset(catalog, name).strip(" ()")
+                if where:
+                    lines.append(f"{label:<16} {where}")
+        if "rpt_dq_summary" in outputs:
+            lines.append(f"{'data docs':<16} data/08_reporting/data_docs/index.html")
+        if lines:
+            lines.append(f"{'lineage':<16} make viz -> http://127.0.0.1:4141")
+            logger.info("where the results are:\n  %s", "\n  ".join(lines))
+
+
+def _load_quietly(catalog: Any, name: str) -> Any:
+    try:
+        return catalog.load(name)
+    except Exception as exc:  # a missing or unreadable report must not fail a finished run
+        logger.warning("could not read %s for the run summary: %s", name, exc)
+        return None
+
 
 def _describe_dataset(catalog: Any, name: str) -> str:
-    """`` (path)`` for file datasets, else an empty string."""
+    """`` (path)`` for file datasets (also inside kedro-mlflow wrappers), else an empty string."""
     try:
-        filepath = catalog.get(name)._describe().get("filepath")
+        dataset = catalog.get(name)
+        description = dataset._describe()
+        filepath = description.get("filepath")
+        if filepath is None and isinstance(description.get("dataset"), dict):
+            filepath = description["dataset"].get("filepath")
+        if filepath is None:
+            inner = getattr(dataset, "_dataset", None) or getattr(dataset, "dataset", None)
+            filepath = inner._describe().get("filepath") if inner is not None else None
     except Exception:  # a dataset without _describe or filepath
         return ""
     return f" ({filepath})" if filepath else ""
