@@ -1,0 +1,261 @@
+"""Typed configuration for ONNX export and compression, built from the Kedro parameter dicts.
+
+Every model is a strict pydantic model (``extra="forbid"``), so a misspelled YAML key fails with
+a message naming it. :func:`parse_config` turns pydantic's errors into one sentence per key that
+lists the valid options.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sensorops.modeling.errors import ModelingError
+
+#: Opsets the dynamo exporter (torch 2.13) emits and ONNX Runtime 1.31+ runs.
+SUPPORTED_OPSETS: tuple[int, ...] = (18, 19, 20, 21, 22, 23)
+#: Opset used for 4-bit weights (``DequantizeLinear`` on ``UINT4`` needs opset >= 21).
+INT4_MIN_OPSET = 21
+#: Compression variants, in the order of the comparison table.
+VARIANTS: tuple[str, ...] = (
+    "fp32_torch",
+    "fp32_onnx",
+    "ptq_int8_static",
+    "int8_dynamic",
+    "qat_4bit",
+    "pruned_structured",
+    "pruned_unstructured",
+)
+#: Gate family of every variant (the key in :class:`GateConfig`).
+VARIANT_GATE: dict[str, str] = {
+    "fp32_torch": "reference",
+    "fp32_onnx": "fp32_onnx",
+    "ptq_int8_static": "ptq_int8",
+    "int8_dynamic": "ptq_int8",
+    "qat_4bit": "qat_4bit",
+    "pruned_structured": "pruned",
+    "pruned_unstructured": "pruned",
+}
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RuntimeConfig(_Strict):
+    """Which ONNX Runtime execution providers to ask for, and with how many threads."""
+
+    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+    """Providers in priority order; intersected with ``onnxruntime.get_available_providers()``."""
+    intra_op_threads: int = Field(default=0, ge=0)
+    """Threads per operator; 0 lets ONNX Runtime decide."""
+
+    @field_validator("providers")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError(
+                "must name at least one execution provider, e.g. ['CPUExecutionProvider']"
+            )
+        return value
+
+
+class ParityConfig(_Strict):
+    """How torch and ONNX Runtime outputs are compared."""
+
+    atol: float = Field(default=1e-4, gt=0)
+    """Largest allowed max-absolute difference of the logits."""
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 16])
+    """Batch sizes to compare at (at least two)."""
+    max_series: int = Field(default=64, ge=1)
+    """How many test series to use at most."""
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _two_or_more(cls, value: list[int]) -> list[int]:
+        if len(set(value)) < 2 or min(value) < 1:
+            raise ValueError(f"needs at least two distinct batch sizes >= 1; got {value}")
+        return value
+
+
+class ExportConfig(_Strict):
+    """``params:export``: ONNX export of the best checkpoint plus the parity check."""
+
+    opset: int = 20
+    """ONNX opset to emit; one of :data:`SUPPORTED_OPSETS`."""
+    dynamic_time: bool = True
+    """Export a dynamic time axis as well as the dynamic batch axis."""
+    output_dir: str = "data/06_models/onnx"
+    """Folder the ``.onnx`` file is written to."""
+    file_name: str = "model_fp32.onnx"
+    parity: ParityConfig = Field(default_factory=ParityConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @field_validator("opset")
+    @classmethod
+    def _opset(cls, value: int) -> int:
+        if value not in SUPPORTED_OPSETS:
+            raise ValueError(f"must be one of {list(SUPPORTED_OPSETS)}; got {value}")
+        return value
+
+    @field_validator("file_name")
+    @classmethod
+    def _file_name(cls, value: str) -> str:
+        if not value.endswith(".onnx") or "/" in value or "\\" in value:
+            raise ValueError(f"must be a plain file name ending in '.onnx'; got {value!r}")
+        return value
+
+
+class FinetuneConfig(_Strict):
+    """A short single-process fine-tune (Adam, cross-entropy) on the training split."""
+
+    epochs: int = Field(default=3, ge=0)
+    lr: float = Field(default=1e-3, gt=0)
+    batch_size: int = Field(default=32, ge=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    seed: int = 0
+
+
+class CalibrationConfig(_Strict):
+    """Sample of the training split used to calibrate static quantization."""
+
+    n_samples: int = Field(default=128, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    seed: int = 0
+
+
+class QatConfig(_Strict):
+    """4-bit quantization-aware training of the weights."""
+
+    bits: Literal[4] = 4
+    """Weight bits (4 only: what ONNX ``UINT4`` stores)."""
+    finetune: FinetuneConfig = Field(default_factory=lambda: FinetuneConfig(epochs=3, lr=5e-4))
+    opset: int = 21
+    """Opset of the 4-bit model (>= 21 for ``UINT4`` ``DequantizeLinear``)."""
+
+    @field_validator("opset")
+    @classmethod
+    def _opset(cls, value: int) -> int:
+        if value not in SUPPORTED_OPSETS or value < INT4_MIN_OPSET:
+            valid = [o for o in SUPPORTED_OPSETS if o >= INT4_MIN_OPSET]
+            raise ValueError(
+                f"must be one of {valid} (4-bit weights need opset >= 21); got {value}"
+            )
+        return value
+
+
+class StructuredPruningConfig(_Strict):
+    """Remove a share of units/channels by L2 norm, physically shrinking the layers."""
+
+    amount: float = Field(default=0.2, gt=0, lt=1)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+
+
+class UnstructuredPruningConfig(_Strict):
+    """Global magnitude pruning of all weight matrices to a target sparsity."""
+
+    sparsity: float = Field(default=0.5, gt=0, lt=1)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+
+
+class GateConfig(_Strict):
+    """Largest allowed accuracy drop versus fp32 torch, in percentage points, per variant family."""
+
+    fp32_onnx: float = Field(default=0.0, ge=0)
+    ptq_int8: float = Field(default=1.0, ge=0)
+    qat_4bit: float = Field(default=3.0, ge=0)
+    pruned: float = Field(default=1.0, ge=0)
+
+
+class LatencyConfig(_Strict):
+    """ONNX Runtime CPU latency measurement (p50/p99 over timed runs after a warm-up)."""
+
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 64])
+    n_warmup: int = Field(default=10, ge=0)
+    n_iter: int = Field(default=100, ge=1)
+    threads: int = Field(default=0, ge=0)
+    """Intra-op threads for latency sessions (torch eager uses the same); 0 = library default."""
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if not value or min(value) < 1:
+            raise ValueError(f"needs at least one batch size >= 1; got {value}")
+        return value
+
+
+class CompressionConfig(_Strict):
+    """``params:compression``: which variants to build and how, the gates and the latency run."""
+
+    variants: list[str] = Field(default_factory=lambda: list(VARIANTS))
+    output_dir: str = "data/06_models/compressed"
+    opset: int = 20
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    qat: QatConfig = Field(default_factory=QatConfig)
+    structured: StructuredPruningConfig = Field(default_factory=StructuredPruningConfig)
+    unstructured: UnstructuredPruningConfig = Field(default_factory=UnstructuredPruningConfig)
+    gates: GateConfig = Field(default_factory=GateConfig)
+    latency: LatencyConfig = Field(default_factory=LatencyConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @field_validator("variants")
+    @classmethod
+    def _known_variants(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in VARIANTS]
+        if unknown:
+            raise ValueError(f"must be a subset of {list(VARIANTS)}; got unknown {unknown}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"lists a variant twice: {value}")
+        return value
+
+    @field_validator("opset")
+    @classmethod
+    def _opset(cls, value: int) -> int:
+        if value not in SUPPORTED_OPSETS:
+            raise ValueError(f"must be one of {list(SUPPORTED_OPSETS)}; got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _reference_first(self) -> CompressionConfig:
+        if "fp32_torch" not in self.variants:
+            raise ValueError(
+                "variants must include 'fp32_torch' (the reference every gate compares to)"
+            )
+        return self
+
+
+def parse_config(model: type[_Model], data: dict[str, Any] | None, section: str) -> _Model:
+    """Validate ``data`` (a Kedro params dict) into ``model``; errors name ``section.key``.
+
+    Raises:
+        ModelingError: one line per problem, e.g.
+            ``"export.opset: must be one of [18, ...]; got 12"`` or
+            ``"export.parity.tol: unknown key; valid keys are ['atol', 'batch_sizes', 'max_series']"``.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ModelingError(f"{section} must be a mapping; got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in (section, *err["loc"]))
+            if err["type"] == "extra_forbidden":
+                owner: type[BaseModel] = model
+                for part in err["loc"][:-1]:
+                    ann = owner.model_fields.get(str(part))
+                    if ann is None or not isinstance(ann.annotation, type):
+                        break
+                    owner = ann.annotation  # type: ignore[assignment]
+                lines.append(f"{loc}: unknown key; valid keys are {sorted(owner.model_fields)}")
+            else:
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                if "got " not in msg:
+                    msg = f"{msg}; got {err.get('input')!r}"
+                lines.append(f"{loc}: {msg}")
+        raise ModelingError("invalid configuration: " + " | ".join(lines)) from None

@@ -1,0 +1,395 @@
+"""End-to-end steps the Kedro nodes call: export a checkpoint, and build the compression table.
+
+Both take the training checkpoint path and the :class:`~sensorops.model_input.ModelInput`;
+neither imports Kedro or MLflow.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sensorops.architectures import ModelSpec, load_checkpoint_model
+from sensorops.model_input import ModelInput
+from sensorops.modeling.comparison import ComparisonTable, VariantResult, build_comparison
+from sensorops.modeling.config import CompressionConfig, ExportConfig
+from sensorops.modeling.errors import ModelingError
+from sensorops.modeling.finetune import finetune
+from sensorops.modeling.latency import measure_ort_latency, measure_torch_latency
+from sensorops.modeling.metrics import (
+    classification_scores,
+    count_params,
+    file_size,
+    state_dict_bytes,
+    weight_sparsity,
+)
+from sensorops.modeling.onnx_export import export_onnx
+from sensorops.modeling.parity import check_parity, torch_logits
+from sensorops.modeling.pruning import MagnitudePruner, structured_prune
+from sensorops.modeling.ptq import quantize_dynamic_int8, quantize_static_int8, sample_calibration
+from sensorops.modeling.qat import (
+    WeightFakeQuantizer,
+    ort_optimized_op_counts,
+    quantize_onnx_weights_4bit,
+)
+from sensorops.modeling.runtime import create_session
+
+logger = logging.getLogger(__name__)
+
+
+def checkpoint_from_summary(training_summary: Mapping[str, Any]) -> str:
+    """The ``best_checkpoint`` path named by ``mdl_training_summary``.
+
+    Raises:
+        ModelingError: the key is missing (lists the keys present) or the file does not exist.
+    """
+    if not isinstance(training_summary, Mapping) or "best_checkpoint" not in training_summary:
+        keys = (
+            sorted(training_summary)
+            if isinstance(training_summary, Mapping)
+            else type(training_summary).__name__
+        )
+        raise ModelingError(f"mdl_training_summary lacks 'best_checkpoint'; got keys {keys}")
+    path = Path(str(training_summary["best_checkpoint"]))
+    if not path.is_file():
+        raise ModelingError(
+            f"checkpoint {path} named by mdl_training_summary.best_checkpoint does not exist; "
+            "run `kedro run --pipelines=training` first"
+        )
+    return str(path)
+
+
+def load_model_for(checkpoint: str, mi: ModelInput) -> tuple[nn.Module, ModelSpec]:
+    """Load the checkpoint and check it fits the model input (channels, classes)."""
+    model, spec, _ = load_checkpoint_model(checkpoint)
+    if spec.n_channels != mi.n_channels or spec.n_classes != mi.n_classes:
+        raise ModelingError(
+            f"checkpoint {checkpoint} expects {spec.n_channels} channels and {spec.n_classes} classes, but "
+            f"mi_model_input has {mi.n_channels} channels {list(mi.channels)} and {mi.n_classes} classes"
+        )
+    return model, spec
+
+
+def _eval_split(mi: ModelInput) -> tuple[str, np.ndarray, np.ndarray]:
+    for split in ("test", "val"):
+        if len(mi.y[split]):
+            return split, mi.X[split], mi.y[split]
+    raise ModelingError("mi_model_input has empty test and val splits; nothing to evaluate on")
+
+
+def _train_split(mi: ModelInput) -> tuple[np.ndarray, np.ndarray]:
+    if len(mi.y["train"]) == 0:
+        raise ModelingError(
+            "mi_model_input has an empty train split; calibration and fine-tuning need it"
+        )
+    return mi.X["train"], mi.y["train"]
+
+
+def _example(X: np.ndarray) -> torch.Tensor:
+    x = X[:2] if len(X) >= 2 else np.concatenate([X, X])[:2]
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+# ---------------------------------------------------------------------------------------------
+# export
+
+
+def export_checkpoint(checkpoint: str, mi: ModelInput, config: ExportConfig) -> dict[str, Any]:
+    """Export the checkpoint to ONNX and check parity; returns ``mdl_export_summary``.
+
+    Returns:
+        ``{"onnx_path", "opset", "size_bytes", "dynamic_axes", "model_name", "checkpoint",
+        "parity_passed", "parity_atol", "parity_max_abs_diff", "parity_pred_mismatches",
+        "parity_batch_sizes", "parity_n_series", "parity_split", "execution_provider",
+        "execution_providers_requested", "onnx_accuracy", "onnx_macro_f1"}``.
+
+    Raises:
+        ParityError: outputs differ beyond ``config.parity.atol`` or predicted classes differ
+            (the message has the numbers).
+    """
+    model, spec = load_model_for(checkpoint, mi)
+    split, X, y = _eval_split(mi)
+    X = X[: config.parity.max_series]
+    y = y[: config.parity.max_series]
+    path = Path(config.output_dir) / config.file_name
+    result = export_onnx(
+        model, _example(X), path, opset=config.opset, dynamic_time=config.dynamic_time
+    )
+    session = create_session(path, config.runtime.providers, config.runtime.intra_op_threads)
+    report = check_parity(model, session, X, config.parity.batch_sizes, config.parity.atol)
+    report.raise_if_failed(f"{spec.name} ({path})")
+    scores = classification_scores(y, session.predict_logits(X), mi.n_classes)
+    summary = {
+        "onnx_path": result.onnx_path,
+        "opset": result.opset,
+        "size_bytes": result.size_bytes,
+        "dynamic_axes": {str(k): v for k, v in result.dynamic_axes.items()},
+        "model_name": spec.name,
+        "checkpoint": str(checkpoint),
+        "parity_passed": report.passed,
+        "parity_atol": report.atol,
+        "parity_max_abs_diff": report.worst_abs_diff,
+        "parity_max_abs_diff_by_batch": {str(k): v for k, v in report.max_abs_diff.items()},
+        "parity_pred_mismatches": int(sum(report.pred_mismatches.values())),
+        "parity_batch_sizes": [int(b) for b in config.parity.batch_sizes],
+        "parity_n_series": report.n_series,
+        "parity_split": split,
+        "execution_provider": session.provider,
+        "execution_providers_requested": list(session.requested),
+        "onnx_accuracy": scores["accuracy"],
+        "onnx_macro_f1": scores["macro_f1"],
+    }
+    logger.info(
+        "export of %s passed parity (max |diff| %.2e <= %.0e) on %s",
+        spec.name,
+        report.worst_abs_diff,
+        report.atol,
+        session.provider,
+    )
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# compression
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    if not n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class _Context:
+    """What every variant step needs; built once per compression run."""
+
+    def __init__(
+        self, model: nn.Module, spec: ModelSpec, mi: ModelInput, config: CompressionConfig
+    ) -> None:
+        self.model = model
+        self.spec = spec
+        self.mi = mi
+        self.config = config
+        self.split, self.X_eval, self.y_eval = _eval_split(mi)
+        self.X_train, self.y_train = _train_split(mi)
+        self.out_dir = Path(config.output_dir)
+
+    def latency_ort(self, path: Path) -> dict[str, float]:
+        lat = self.config.latency
+        session = create_session(path, self.config.runtime.providers, lat.threads)
+        out: dict[str, float] = {}
+        for b in lat.batch_sizes:
+            stats = measure_ort_latency(session, self.X_eval, b, lat.n_warmup, lat.n_iter)
+            out.update(
+                {
+                    f"p50_ms_b{b}": stats.p50_ms,
+                    f"p99_ms_b{b}": stats.p99_ms,
+                    f"throughput_b{b}": stats.throughput,
+                }
+            )
+        return out
+
+    def latency_torch(self, model: nn.Module) -> dict[str, float]:
+        lat = self.config.latency
+        out: dict[str, float] = {}
+        with _torch_threads(lat.threads):
+            for b in lat.batch_sizes:
+                stats = measure_torch_latency(model, self.X_eval, b, lat.n_warmup, lat.n_iter)
+                out.update(
+                    {
+                        f"p50_ms_b{b}": stats.p50_ms,
+                        f"p99_ms_b{b}": stats.p99_ms,
+                        f"throughput_b{b}": stats.throughput,
+                    }
+                )
+        return out
+
+    def onnx_result(
+        self, name: str, path: Path, torch_model: nn.Module, notes: str = ""
+    ) -> VariantResult:
+        session = create_session(
+            path, self.config.runtime.providers, self.config.runtime.intra_op_threads
+        )
+        scores = classification_scores(
+            self.y_eval, session.predict_logits(self.X_eval), self.mi.n_classes
+        )
+        return VariantResult(
+            name=name,
+            runtime="onnxruntime",
+            onnx_path=str(path),
+            execution_provider=session.provider,
+            accuracy=scores["accuracy"],
+            macro_f1=scores["macro_f1"],
+            size_bytes=file_size(path),
+            params=count_params(torch_model),
+            sparsity=weight_sparsity(torch_model),
+            latency=self.latency_ort(path),
+            notes=notes,
+        )
+
+    def export(self, model: nn.Module, name: str, opset: int | None = None) -> Path:
+        path = self.out_dir / f"{name}.onnx"
+        export_onnx(model, _example(self.X_eval), path, opset=opset or self.config.opset)
+        return path
+
+
+def _fp32_torch(ctx: _Context) -> VariantResult:
+    scores = classification_scores(
+        ctx.y_eval, torch_logits(ctx.model, ctx.X_eval), ctx.mi.n_classes
+    )
+    return VariantResult(
+        name="fp32_torch",
+        runtime="torch",
+        onnx_path=None,
+        execution_provider="torch-cpu-eager",
+        accuracy=scores["accuracy"],
+        macro_f1=scores["macro_f1"],
+        size_bytes=state_dict_bytes(ctx.model),
+        params=count_params(ctx.model),
+        sparsity=weight_sparsity(ctx.model),
+        latency=ctx.latency_torch(ctx.model),
+        notes=f"reference ({ctx.spec.name}); size = torch state_dict bytes",
+    )
+
+
+def _qat_4bit(ctx: _Context) -> VariantResult:
+    cfg = ctx.config.qat
+    model = copy.deepcopy(ctx.model)
+    fq = WeightFakeQuantizer(bits=cfg.bits).fit(model)
+    finetune(model, ctx.X_train, ctx.y_train, cfg.finetune, step_context=fq.quantized_forward)
+    fq.finalize()
+    path = ctx.out_dir / "qat_4bit.onnx"
+    with tempfile.TemporaryDirectory() as tmp:
+        grid = Path(tmp) / "qat_grid_fp32.onnx"
+        export_onnx(model, _example(ctx.X_eval), grid, opset=cfg.opset)
+        report = quantize_onnx_weights_4bit(grid, path, weights=fq.weight_arrays(), names=fq.names_)
+    session = create_session(path, ["CPUExecutionProvider"])
+    diff = float(
+        np.max(np.abs(session.predict_logits(ctx.X_eval) - torch_logits(model, ctx.X_eval)))
+    )
+    ops = ort_optimized_op_counts(path)
+    notes = (
+        f"weight-only 4-bit: {len(fq.names_)} weight matrices ({', '.join(fq.names_)}) fake-quantized "
+        "uint4 asymmetric per output channel during fine-tuning; stored as UINT4 + DequantizeLinear "
+        f"({report.n_weights_4bit} values, {len(report.quantized)} initializers, kept fp32: "
+        f"{report.kept_fp32 or 'none'}); biases, norms and activations fp32; ORT-optimized graph runs "
+        f"MatMulNBits x{ops.get('MatMulNBits', 0)}, DequantizeLinear x{ops.get('DequantizeLinear', 0)}; "
+        f"max |torch QAT - ORT| = {diff:.2e}"
+    )
+    return ctx.onnx_result("qat_4bit", path, model, notes)
+
+
+def _pruned_structured(ctx: _Context) -> VariantResult:
+    cfg = ctx.config.structured
+    model = copy.deepcopy(ctx.model)
+    report = structured_prune(model, cfg.amount)
+    finetune(model, ctx.X_train, ctx.y_train, cfg.finetune)
+    path = ctx.export(model, "pruned_structured")
+    groups = ", ".join(f"{g.module} {g.units_before}->{g.units_after}" for g in report.groups)
+    notes = (
+        f"L2 structured, {100 * report.units_removed_share:.0f}% units removed ({groups}); params "
+        f"{report.params_before} -> {report.params_after}; fine-tuned {cfg.finetune.epochs} epochs"
+    )
+    return ctx.onnx_result("pruned_structured", path, model, notes)
+
+
+def _pruned_unstructured(ctx: _Context) -> VariantResult:
+    cfg = ctx.config.unstructured
+    model = copy.deepcopy(ctx.model)
+    pruner = MagnitudePruner(cfg.sparsity).fit(model)
+    finetune(model, ctx.X_train, ctx.y_train, cfg.finetune, after_step=pruner.apply)
+    path = ctx.export(model, "pruned_unstructured")
+    notes = (
+        f"global magnitude pruning of all weight matrices to {cfg.sparsity:.0%} zeros "
+        f"(threshold {pruner.threshold_:.3g}), fine-tuned {cfg.finetune.epochs} epochs with masks kept; "
+        "the ONNX file is dense (zeros stored)"
+    )
+    return ctx.onnx_result("pruned_unstructured", path, model, notes)
+
+
+def compress_checkpoint(
+    checkpoint: str, mi: ModelInput, config: CompressionConfig, fp32_onnx_path: str | None = None
+) -> ComparisonTable:
+    """Build every configured variant, evaluate it on the test split, and gate it.
+
+    Args:
+        checkpoint: training checkpoint (``mdl_training_summary.best_checkpoint``).
+        mi: the model input (train split: calibration and fine-tuning; test split: evaluation).
+        config: variants, gates, fine-tune and latency settings.
+        fp32_onnx_path: the parity-checked export (``mdl_export_summary.onnx_path``); exported
+            again into ``config.output_dir`` when ``None`` or missing.
+
+    Returns:
+        The gated :class:`ComparisonTable`; ONNX files are in ``config.output_dir``.
+    """
+    model, spec = load_model_for(checkpoint, mi)
+    ctx = _Context(model, spec, mi, config)
+    wanted = set(config.variants)
+    results = [_fp32_torch(ctx)]
+    needs_fp32 = wanted & {"fp32_onnx", "ptq_int8_static", "int8_dynamic"}
+    fp32_path: Path | None = None
+    if needs_fp32:
+        if fp32_onnx_path and Path(fp32_onnx_path).is_file():
+            fp32_path = Path(fp32_onnx_path)
+        else:
+            fp32_path = ctx.export(model, "fp32_onnx")
+    if "fp32_onnx" in wanted and fp32_path is not None:
+        results.append(ctx.onnx_result("fp32_onnx", fp32_path, model, "dynamo export, fp32"))
+    if "ptq_int8_static" in wanted and fp32_path is not None:
+        calib = sample_calibration(
+            ctx.X_train, config.calibration.n_samples, config.calibration.seed
+        )
+        path = quantize_static_int8(
+            fp32_path,
+            ctx.out_dir / "ptq_int8_static.onnx",
+            calib,
+            batch_size=config.calibration.batch_size,
+        )
+        results.append(
+            ctx.onnx_result(
+                "ptq_int8_static",
+                path,
+                model,
+                f"QDQ, int8 weights symmetric per channel (Conv/MatMul/Gemm), int8 activations, MinMax calibration "
+                f"on {len(calib)} training series; an ONNX LSTM op stays fp32 in static mode",
+            )
+        )
+    if "int8_dynamic" in wanted and fp32_path is not None:
+        path = quantize_dynamic_int8(fp32_path, ctx.out_dir / "int8_dynamic.onnx")
+        results.append(
+            ctx.onnx_result(
+                "int8_dynamic",
+                path,
+                model,
+                "int8 weights, activations quantized per call (LSTM -> DynamicQuantizeLSTM)",
+            )
+        )
+    steps = {
+        "qat_4bit": _qat_4bit,
+        "pruned_structured": _pruned_structured,
+        "pruned_unstructured": _pruned_unstructured,
+    }
+    for name, step in steps.items():
+        if name in wanted:
+            logger.info("building variant %s", name)
+            results.append(step(ctx))
+    table = build_comparison(results, config.gates)
+    failed = [r["name"] for r in table.rows if r["gate_passed"] is False]
+    if failed:
+        logger.warning("variants that failed their gate (never registrable): %s", failed)
+    return table

@@ -1,0 +1,49 @@
+"""Thin Kedro nodes over :mod:`sensorops.modeling` (compression)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from sensorops.model_input import ModelInput
+from sensorops.modeling import (
+    ComparisonTable,
+    CompressionConfig,
+    checkpoint_from_summary,
+    compress_checkpoint,
+    parse_config,
+)
+
+
+def build_compression_comparison(
+    training_summary: dict[str, Any],
+    model_input: ModelInput,
+    export_summary: dict[str, Any],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Build, evaluate and gate every configured variant of the best checkpoint.
+
+    The fp32 ONNX row reuses the parity-checked file of ``export_summary["onnx_path"]``.
+
+    Returns:
+        ``rpt_compression_comparison``: ``{"reference", "gates", "registrable", "variants": [row...]}``;
+        each row has name, onnx_path, accuracy, macro_f1, delta_points, size_bytes, params,
+        sparsity, p50/p99 latencies per batch size, gate, gate_limit_points, gate_passed, registrable.
+    """
+    config = parse_config(CompressionConfig, params, "compression")
+    table = compress_checkpoint(
+        checkpoint_from_summary(training_summary),
+        model_input,
+        config,
+        fp32_onnx_path=(export_summary or {}).get("onnx_path"),
+    )
+    return table.to_json()
+
+
+def render_compression_reports(
+    comparison: dict[str, Any],
+) -> tuple[pd.DataFrame, str, dict[str, dict[str, float | int]]]:
+    """The comparison as a CSV frame, a Markdown page and MLflow metrics."""
+    table = ComparisonTable.from_json(comparison)
+    return table.to_frame(), table.to_markdown(), table.metrics()
