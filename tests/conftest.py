@@ -14,10 +14,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.kedro_project import copy_project, run_kedro
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
@@ -123,3 +127,36 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def project_root() -> Path:
     """The sensorops checkout under test."""
     return PROJECT_ROOT
+
+
+# --- the end-to-end workflow run, shared by test_end_to_end.py and test_notebook.py -------------
+
+
+def use_experiment(project: Path, name: str) -> None:
+    path = project / "conf" / "base" / "mlflow.yml"
+    path.write_text(path.read_text().replace("name: sensorops\n", f"name: {name}\n", 1))
+
+
+def experiment_runs(client: Any, experiment: str) -> list[Any]:
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"experiment {experiment} was not created"
+    return client.search_runs([exp.experiment_id], max_results=100)
+
+
+@pytest.fixture(scope="session")
+def e2e(
+    project_root: Path, tmp_path_factory: pytest.TempPathFactory, mlflow_server: str
+) -> dict[str, Any]:
+    """Run ``kedro run --env=test`` once for the whole workflow; return what the tests inspect."""
+    project = copy_project(project_root, tmp_path_factory.mktemp("e2e") / "project")
+    experiment = f"e2e-{uuid.uuid4().hex[:8]}"
+    use_experiment(project, experiment)
+    result = run_kedro(project, ["run", "--env=test"], mlflow_server, timeout=1200)
+    assert result.returncode == 0, (result.stdout[-6000:], result.stderr[-6000:])
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    runs = experiment_runs(client, experiment)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    return {"project": project, "experiment": experiment, "client": client, "runs": runs,
+            "parents": parents, "result": result}  # fmt: skip

@@ -8,44 +8,19 @@ short runs.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
 from mlflow import MlflowClient
 
-from tests.kedro_project import copy_project, run_kedro
+from tests.conftest import experiment_runs, use_experiment
+from tests.kedro_project import copy_project, kedro_env, run_kedro
 
 WORKFLOW = ("ingestion", "data_quality", "training", "compression", "export", "promotion")
-
-
-def _use_experiment(project: Path, name: str) -> None:
-    path = project / "conf" / "base" / "mlflow.yml"
-    path.write_text(path.read_text().replace("name: sensorops\n", f"name: {name}\n", 1))
-
-
-def _runs(client: MlflowClient, experiment: str) -> list[Any]:
-    exp = client.get_experiment_by_name(experiment)
-    assert exp is not None, f"experiment {experiment} was not created"
-    return client.search_runs([exp.experiment_id], max_results=100)
-
-
-@pytest.fixture(scope="session")
-def e2e(
-    project_root: Path, tmp_path_factory: pytest.TempPathFactory, mlflow_server: str
-) -> dict[str, Any]:
-    """Run ``kedro run --env=test`` once for the whole workflow; return what the tests inspect."""
-    project = copy_project(project_root, tmp_path_factory.mktemp("e2e") / "project")
-    experiment = f"e2e-{uuid.uuid4().hex[:8]}"
-    _use_experiment(project, experiment)
-    result = run_kedro(project, ["run", "--env=test"], mlflow_server, timeout=1200)
-    assert result.returncode == 0, (result.stdout[-6000:], result.stderr[-6000:])
-    client = MlflowClient(mlflow_server)
-    runs = _runs(client, experiment)
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    return {"project": project, "experiment": experiment, "client": client, "runs": runs,
-            "parents": parents, "result": result}  # fmt: skip
 
 
 def test_one_parent_run_with_metrics_for_every_node(
@@ -83,9 +58,7 @@ def test_training_logged_one_child_run_of_the_parent(e2e: dict[str, Any]) -> Non
 
 def test_staging_version_traces_back_to_data(e2e: dict[str, Any]) -> None:
     client: MlflowClient = e2e["client"]
-    report = json.loads(
-        (e2e["project"] / "data" / "08_reporting" / "promotion.json").read_text()
-    )
+    report = json.loads((e2e["project"] / "data" / "08_reporting" / "promotion.json").read_text())
     name = report["model_name"]
     version = client.get_model_version_by_alias(name, "staging")
     tags = version.tags
@@ -104,7 +77,7 @@ def test_singular_pipeline_flag_runs_one_pipeline(e2e: dict[str, Any], mlflow_se
         e2e["project"], ["run", "--env=test", "--pipeline=data_quality"], mlflow_server
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    runs = _runs(e2e["client"], e2e["experiment"])
+    runs = experiment_runs(e2e["client"], e2e["experiment"])
     latest = max(
         (r for r in runs if "mlflow.parentRunId" not in r.data.tags),
         key=lambda r: r.info.start_time,
@@ -129,7 +102,7 @@ def test_failing_node_marks_the_run_failed_and_writes_nothing_downstream(
 ) -> None:
     project = copy_project(project_root, tmp_path / "broken")
     experiment = f"fail-{uuid.uuid4().hex[:8]}"
-    _use_experiment(project, experiment)
+    use_experiment(project, experiment)
     bad = tmp_path / "empty.parquet"
     bad.write_bytes(b"")
     params = f"ingestion.source.kind=long_table,ingestion.source.path={bad}"
@@ -138,10 +111,72 @@ def test_failing_node_marks_the_run_failed_and_writes_nothing_downstream(
     )
     assert result.returncode != 0
     assert bad.name in result.stdout + result.stderr
-    runs = _runs(MlflowClient(mlflow_server), experiment)
+    runs = experiment_runs(MlflowClient(mlflow_server), experiment)
     assert len(runs) == 1
     assert runs[0].info.status == "FAILED"
     assert runs[0].data.tags["sensorops.failed_node"] == "load_raw_source"
     for layer in ("02_intermediate", "03_primary", "05_model_input", "06_models"):
         written = [p for p in (project / "data" / layer).rglob("*") if p.is_file()]
         assert not written, f"{layer} has {written}"
+
+
+def _sensorops(
+    project: Path, args: list[str], tracking_uri: str
+) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("sensorops")
+    return subprocess.run(
+        [str(exe), "models", *args, "--tracking-uri", tracking_uri],
+        cwd=project, capture_output=True, text=True, timeout=300, env=kedro_env(tracking_uri),
+    )  # fmt: skip
+
+
+def test_promote_to_production_then_roll_back(
+    e2e: dict[str, Any], tmp_path: Path, mlflow_server: str
+) -> None:
+    """Stage with the pipeline, promote with the CLI, promote a second version, roll back."""
+    project = Path(
+        shutil.copytree(e2e["project"], tmp_path / "flow", ignore=shutil.ignore_patterns("build"))
+    )
+    name = f"flow-{uuid.uuid4().hex[:8]}"
+    result = run_kedro(
+        project,
+        ["run", "--env=test", "--pipeline=promotion", f"--params=promotion.model_name={name}"],
+        mlflow_server,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    client: MlflowClient = e2e["client"]
+    first = client.get_model_version_by_alias(name, "staging").version
+    candidates = [
+        v.version for v in client.search_model_versions(f"name='{name}'") if v.version != first
+    ]
+    assert candidates, "only one version registered; the test needs a second one"
+    second = candidates[0]
+
+    promoted = _sensorops(
+        project, ["promote", name, first, "--to", "production", "--reason", "e2e"], mlflow_server
+    )
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    assert client.get_model_version_by_alias(name, "production").version == first
+    assert client.get_model_version_by_alias(name, "champion").version == first
+
+    for target in ("staging", "production"):
+        step = _sensorops(
+            project,
+            ["promote", name, second, "--to", target, "--margin-points", "100"],
+            mlflow_server,
+        )
+        assert step.returncode == 0, step.stdout + step.stderr
+    assert client.get_model_version_by_alias(name, "production").version == second
+
+    back = _sensorops(project, ["rollback", name, "--reason", "e2e rollback"], mlflow_server)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert client.get_model_version_by_alias(name, "production").version == first
+    productions = [
+        v.version
+        for v in client.search_model_versions(f"name='{name}'")
+        if v.tags.get("sensorops.stage") == "production"
+    ]
+    assert productions == [first]
+    history = _sensorops(project, ["history", name, "--json"], mlflow_server)
+    assert history.returncode == 0
+    assert "rollback" in history.stdout

@@ -25,7 +25,6 @@ from nbclient import NotebookClient
 from sensorops.model_input import load_model_input
 from tests.conftest import PROJECT_ROOT
 from tests.kedro_project import kedro_env
-from tests.test_end_to_end import e2e  # noqa: F401
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "sensorops_walkthrough.ipynb"
 
@@ -51,7 +50,7 @@ def _kernel_manager(tmp: Path) -> KernelManager:
 
 @pytest.fixture(scope="module")
 def executed(
-    e2e: dict[str, Any],  # noqa: F811
+    e2e: dict[str, Any],
     mlflow_server: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, Any]:

@@ -278,7 +278,7 @@ class NodeTrackingHooks:
                 )
                 lines.append(
                     f"  to production  sensorops models promote {report.get('model_name')} "
-                    f"--version {report.get('version')} --to production"
+                    f"{report.get('version')} --to production"
                 )
         for name, label in (
             ("rpt_compression_comparison", "comparison table"),
