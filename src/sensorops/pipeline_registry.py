@@ -7,11 +7,16 @@ pipeline available whichever flag (``--pipeline`` or ``--pipelines``) the user t
 
 from __future__ import annotations
 
-import importlib
-
 from kedro.pipeline import Pipeline
 
-# Execution order of the end-to-end workflow.
+from sensorops.pipelines.compression import pipeline as compression
+from sensorops.pipelines.data_quality import pipeline as data_quality
+from sensorops.pipelines.export import pipeline as export
+from sensorops.pipelines.ingestion import pipeline as ingestion
+from sensorops.pipelines.promotion import pipeline as promotion
+from sensorops.pipelines.training import pipeline as training
+
+# Execution order of the end-to-end workflow (Kedro orders nodes by their data dependencies).
 PIPELINE_ORDER: tuple[str, ...] = (
     "ingestion",
     "data_quality",
@@ -22,24 +27,15 @@ PIPELINE_ORDER: tuple[str, ...] = (
 )
 
 
-def _load(name: str) -> Pipeline | None:
-    """Import ``sensorops.pipelines.<name>.pipeline``; None only if that package is absent."""
-    module_name = f"sensorops.pipelines.{name}.pipeline"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name in (module_name, f"sensorops.pipelines.{name}"):
-            return None
-        raise
-    return module.create_pipeline()
-
-
 def register_pipelines() -> dict[str, Pipeline]:
-    """Every pipeline by name, plus ``__default__`` = all of them in workflow order."""
-    pipelines: dict[str, Pipeline] = {}
-    for name in PIPELINE_ORDER:
-        pipeline = _load(name)
-        if pipeline is not None:
-            pipelines[name] = pipeline
-    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    """Every pipeline by name, plus ``__default__`` = all of them."""
+    pipelines = {
+        "ingestion": ingestion.create_pipeline(),
+        "data_quality": data_quality.create_pipeline(),
+        "training": training.create_pipeline(),
+        "compression": compression.create_pipeline(),
+        "export": export.create_pipeline(),
+        "promotion": promotion.create_pipeline(),
+    }
+    pipelines["__default__"] = sum((pipelines[name] for name in PIPELINE_ORDER), Pipeline([]))
     return pipelines
