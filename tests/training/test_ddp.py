@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import uuid
@@ -174,16 +173,3 @@ def test_tracking_server_that_does_not_answer(tmp_path: Path) -> None:
     with pytest.raises(TrackingServerUnreachable, match=re.escape(f"127.0.0.1:{port}")):
         launch_training(params, make_model_input())
     assert not (tmp_path / "resolved_config.json").exists()
-
-
-def test_resolved_config_reruns_by_hand(tmp_path: Path) -> None:
-    """The file the launcher writes is a valid --config for the entry point."""
-    params = tiny_config(tmp_path, loop={"epochs": 1})
-    summary = launch_training(params, make_model_input())
-    resolved = json.loads(Path(summary["resolved_config"]).read_text())
-    assert resolved["model_input_path"].endswith("model_input.npz")
-    from sensorops.training.train import main
-
-    assert (
-        main(["--config", summary["resolved_config"]]) == 0
-    )  # single process: resumes, already complete

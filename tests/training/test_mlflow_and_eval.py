@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +20,30 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def logged_run(
     mlflow_server: str, tmp_path_factory: pytest.TempPathFactory, tiny_mi: ModelInput
-) -> dict[str, Any]:
-    """One parent run (as kedro-mlflow opens it) around a 2-worker training launch."""
+) -> Iterator[dict[str, Any]]:
+    """One parent run (as kedro-mlflow opens it) around a 2-worker training launch.
+
+    The global MLflow tracking URI is restored afterwards; no active experiment is set.
+    """
     import mlflow
+    from mlflow.tracking import MlflowClient
 
     out = tmp_path_factory.mktemp("mlflow_run")
+    previous_uri = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(mlflow_server)
-    experiment_id = mlflow.set_experiment(f"training-test-{out.name}").experiment_id
-    params = tiny_config(
-        out,
-        loop={"epochs": 12},
-        model={"name": "resnet1d"},
-        mlflow={"enabled": True, "system_metrics_interval_s": 0.5, "log_every_n_steps": 5},
-    )
-    with mlflow.start_run(run_name="kedro-run") as parent:
-        summary = launch_training(params, tiny_mi)
-    return {
+    try:
+        experiment_id = MlflowClient(mlflow_server).create_experiment(f"training-test-{out.name}")
+        params = tiny_config(
+            out,
+            loop={"epochs": 12},
+            model={"name": "resnet1d"},
+            mlflow={"enabled": True, "system_metrics_interval_s": 0.5, "log_every_n_steps": 5},
+        )
+        with mlflow.start_run(experiment_id=experiment_id, run_name="kedro-run") as parent:
+            summary = launch_training(params, tiny_mi)
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+    yield {
         "summary": summary,
         "parent_id": parent.info.run_id,
         "experiment_id": experiment_id,

@@ -62,7 +62,7 @@ def test_catalog_entries_have_layers_and_prefixes() -> None:
 @pytest.mark.slow
 def test_pipeline_runs_both_nodes(tmp_path: Path) -> None:
     base = yaml.safe_load((CONF / "base" / "parameters_training.yml").read_text())["training"]
-    trainer = tiny_config(tmp_path / "run", loop={"epochs": 8}, model={"name": "transformer"})
+    trainer = tiny_config(tmp_path / "run", loop={"epochs": 4}, model={"name": "transformer"})
     evaluation = {**base["evaluation"], "dtw_sakoe_chiba_radius": 4}
     # the real dataset types of catalog_training.yml, written under tmp_path; the kedro-mlflow
     # wrappers are unwrapped (no MLflow run here) and metrics kept in memory

@@ -1,0 +1,66 @@
+"""Thin Kedro adapters over :mod:`sensorops.training` (no MLflow imports here: the library and the
+catalog's kedro-mlflow datasets do the logging)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from sensorops.model_input import ModelInput
+from sensorops.training.config import TrainingConfig
+from sensorops.training.evaluation import EvaluationConfig, evaluate_checkpoint, evaluation_metrics
+from sensorops.training.launcher import launch_training
+
+
+def train_model(
+    model_input: ModelInput, params: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Launch the distributed training workers and wait for them.
+
+    Args:
+        model_input: the aligned, normalized arrays (re-saved into the run directory for the workers).
+        params: ``training.trainer`` parameters.
+
+    Returns:
+        ``(training_summary, training_metrics)``: the summary (``best_checkpoint``,
+        ``last_checkpoint``, ``model_name``, ``mlflow_child_run_id``, ``best_val_metric``...) and
+        its headline numbers for ``MlflowMetricsHistoryDataset``.
+    """
+    cfg = TrainingConfig.from_dict(params)
+    summary = launch_training(cfg, model_input)
+    metrics = {
+        "best_val_metric": summary["best_val_metric"],
+        "final_step": summary["final_step"],
+        "epochs_completed": summary["epochs_completed"],
+        "train_samples_per_s": summary["train_samples_per_s"],
+    }
+    return summary, {k: {"value": float(v), "step": 0} for k, v in metrics.items() if v is not None}
+
+
+def evaluate_model(
+    training_summary: dict[str, Any], model_input: ModelInput, params: dict[str, Any]
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, Any, dict[str, Any]]:
+    """Evaluate the best checkpoint on the test split, with the 1-NN DTW baseline.
+
+    Args:
+        training_summary: output of :func:`train_model` (``best_checkpoint`` is used).
+        model_input: the model input (its test split and, for the baseline, its train split).
+        params: ``training.evaluation`` parameters.
+
+    Returns:
+        ``(report, test_predictions, classification_report, confusion_figure, metrics)``.
+    """
+    cfg = EvaluationConfig.from_dict(params)
+    result = evaluate_checkpoint(training_summary["best_checkpoint"], model_input, cfg)
+    report = {
+        **result.report,
+        "mlflow_training_run_id": training_summary.get("mlflow_child_run_id"),
+    }
+    return (
+        report,
+        result.predictions,
+        result.per_class,
+        result.confusion_figure,
+        evaluation_metrics(report),
+    )

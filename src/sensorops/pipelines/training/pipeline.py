@@ -1,0 +1,37 @@
+"""Wiring of the ``training`` pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kedro.pipeline import Node, Pipeline
+
+from sensorops.pipelines.training.nodes import evaluate_model, train_model
+
+
+def create_pipeline(**kwargs: Any) -> Pipeline:
+    """train_model -> evaluate_model."""
+    return Pipeline(
+        [
+            Node(
+                train_model,
+                inputs=["mi_model_input", "params:training.trainer"],
+                outputs=["mdl_training_summary", "rpt_training_metrics"],
+                name="train_model",
+                tags=["training"],
+            ),
+            Node(
+                evaluate_model,
+                inputs=["mdl_training_summary", "mi_model_input", "params:training.evaluation"],
+                outputs=[
+                    "rpt_evaluation",
+                    "mo_test_predictions",
+                    "rpt_classification_report",
+                    "rpt_confusion_matrix",
+                    "rpt_evaluation_metrics",
+                ],
+                name="evaluate_model",
+                tags=["training", "evaluation"],
+            ),
+        ]
+    )

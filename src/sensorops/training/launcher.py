@@ -1,0 +1,281 @@
+"""Launch the training workers from one Python process (what the Kedro node calls).
+
+:func:`launch_training` checks everything it can before any worker starts, writes the resolved
+config and the model input into the run directory, creates the MLflow training run as a nested
+child of the active run (the Kedro run opened by kedro-mlflow), launches
+:func:`sensorops.training.train.run_worker` exactly as ``torchrun`` would
+(``torch.distributed.launcher.api.elastic_launch``, spawn), waits, and returns rank 0's summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sensorops.model_input import ModelInput, ModelInputError, load_model_input, save_model_input
+from sensorops.tracking import check_tracking_uri
+from sensorops.training.config import ConfigError, TrainingConfig
+
+logger = logging.getLogger(__name__)
+
+RESOLVED_CONFIG = "resolved_config.json"
+MODEL_INPUT_FILE = "model_input.npz"
+
+
+class TrainingLaunchError(RuntimeError):
+    """The workers failed (after all allowed restarts)."""
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Resolved worker layout."""
+
+    nproc_per_node: int
+    world_size: int
+    device_type: str
+    backend: str
+
+
+def plan_launch(cfg: TrainingConfig, visible_gpus: int | None = None) -> LaunchPlan:
+    """Resolve ``nproc_per_node``/``backend`` and check them against the visible GPUs.
+
+    Args:
+        cfg: training config.
+        visible_gpus: number of visible CUDA devices (default: ``torch.cuda.device_count()``).
+
+    Raises:
+        ConfigError: more processes than GPUs, nccl without GPUs, or a global batch smaller
+            than world size x accumulation steps.
+    """
+    launch = cfg.launch
+    gpus = torch.cuda.device_count() if visible_gpus is None else visible_gpus
+    if launch.nproc_per_node == "auto":
+        nproc = gpus if gpus > 0 else launch.cpu_workers
+    else:
+        nproc = int(launch.nproc_per_node)
+        if gpus > 0 and nproc > gpus:
+            raise ConfigError(
+                f"training.trainer.launch.nproc_per_node={nproc} is more than the {gpus} visible GPU(s) "
+                f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}); "
+                f"use 'auto' or at most {gpus}"
+            )
+    device_type = "cuda" if gpus > 0 else "cpu"
+    backend = launch.backend
+    if backend == "auto":
+        backend = "nccl" if device_type == "cuda" else "gloo"
+    if backend == "nccl" and device_type != "cuda":
+        raise ConfigError(
+            "training.trainer.launch.backend 'nccl' needs GPUs but none are visible; use 'gloo' or 'auto'"
+        )
+    world = nproc * launch.nnodes
+    need = world * cfg.optimizer.grad_accum_steps
+    if cfg.data.batch_size < world:
+        raise ConfigError(
+            f"training.trainer.data.batch_size={cfg.data.batch_size} (global batch) is smaller than the "
+            f"world size {world} ({launch.nnodes} node(s) x {nproc} process(es)); raise batch_size or lower nproc_per_node"
+        )
+    if cfg.data.batch_size < need:
+        raise ConfigError(
+            f"training.trainer.data.batch_size={cfg.data.batch_size} is smaller than world size {world} x "
+            f"optimizer.grad_accum_steps {cfg.optimizer.grad_accum_steps} = {need}"
+        )
+    if cfg.data.batch_size % need:
+        logger.warning(
+            "global batch %d is not a multiple of %d; using %d",
+            cfg.data.batch_size,
+            need,
+            cfg.data.batch_size // need * need,
+        )
+    if cfg.precision in ("bf16", "fp16", "tf32") and device_type == "cpu":
+        logger.warning(
+            "precision %s on CPU: %s",
+            cfg.precision,
+            "autocast on CPU" if cfg.precision != "tf32" else "same as fp32",
+        )
+    return LaunchPlan(nproc, world, device_type, backend)
+
+
+def check_model_input(mi: ModelInput, cfg: TrainingConfig, source: str) -> None:
+    """Everything training and evaluation need from the model input, checked up front.
+
+    Raises:
+        ModelInputError: empty splits, fewer than two classes in train, or labels in val/test
+            whose class never occurs in train; the message names ``source``.
+    """
+    counts = mi.counts()
+    empty = [s for s, n in counts.items() if n == 0]
+    if empty:
+        raise ModelInputError(
+            f"model input {source} has empty split(s) {empty} (counts {counts}); "
+            f"training needs train, val and test series"
+        )
+    train_classes = set(mi.y["train"].tolist())
+    if len(train_classes) < 2:
+        raise ModelInputError(
+            f"model input {source}: the train split has {len(train_classes)} class(es); need >= 2"
+        )
+    for split in ("val", "test"):
+        unseen = sorted(set(mi.y[split].tolist()) - train_classes)
+        if unseen:
+            names = [mi.classes[i] for i in unseen]
+            raise ModelInputError(
+                f"model input {source}: {split} has class(es) {names} that never occur in train"
+            )
+    if not all(mi.X[s].dtype == "float32" for s in mi.X):
+        raise ModelInputError(
+            f"model input {source}: X arrays must be float32; got {[str(mi.X[s].dtype) for s in mi.X]}"
+        )
+
+
+def _check_resume_compatibility(cfg: TrainingConfig, mi: ModelInput) -> None:
+    """With ``resume: must``, the existing checkpoint must describe the same classes and channels."""
+    if cfg.checkpoint.resume != "must":
+        return
+    from sensorops.architectures import read_checkpoint
+    from sensorops.training.checkpoint import LAST, checkpoint_dir
+
+    path = checkpoint_dir(cfg.output_dir) / LAST
+    meta = read_checkpoint(path)["metadata"]
+    for key, have in (("classes", list(mi.classes)), ("channels", list(mi.channels))):
+        if list(meta.get(key, [])) != have:
+            raise ModelInputError(
+                f"model input {key} {have} do not match checkpoint {path} ({meta.get(key)}); "
+                f"set training.trainer.checkpoint.resume to 'auto' to start fresh"
+            )
+
+
+def _tracking_uri(cfg: TrainingConfig) -> str:
+    import mlflow
+
+    return cfg.mlflow.tracking_uri or mlflow.get_tracking_uri()
+
+
+def _create_child_run(cfg: TrainingConfig) -> tuple[str, str, str | None]:
+    """Create the training run under the active MLflow run. Returns (tracking_uri, run_id, parent_id)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = _tracking_uri(cfg)
+    client = MlflowClient(tracking_uri=uri)
+    parent = mlflow.active_run()
+    tags = {"sensorops.component": "training"}
+    if parent is not None:
+        experiment_id = parent.info.experiment_id
+        tags["mlflow.parentRunId"] = parent.info.run_id
+    else:
+        name = cfg.mlflow.experiment_name or "sensorops"
+        exp = client.get_experiment_by_name(name)
+        experiment_id = exp.experiment_id if exp else client.create_experiment(name)
+    run = client.create_run(experiment_id, run_name=cfg.mlflow.run_name, tags=tags)
+    return uri, run.info.run_id, parent.info.run_id if parent else None
+
+
+def launch_training(
+    cfg: TrainingConfig | dict[str, Any],
+    model_input: ModelInput | str | os.PathLike[str],
+) -> dict[str, Any]:
+    """Validate, launch the workers, wait, and return rank 0's training summary.
+
+    Args:
+        cfg: the ``training.trainer`` parameters (dict) or a :class:`TrainingConfig`.
+        model_input: the loaded model input (re-saved into the run directory for the workers) or
+            the path of a model input ``.npz`` file.
+
+    Returns:
+        The summary dict: ``best_checkpoint``, ``last_checkpoint``, ``model_name``,
+        ``mlflow_child_run_id``, ``best_val_metric`` (+ name, step), ``final_step``,
+        ``resumed_from_step``, ``restarts``, ``history`` (per-epoch validation), ...
+
+    Raises:
+        ConfigError / ModelInputError / TrackingServerUnreachable: before any worker starts.
+        TrainingLaunchError: the workers failed after ``max_restarts`` restarts.
+    """
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    from sensorops.training.train import run_worker
+
+    if not isinstance(cfg, TrainingConfig):
+        cfg = TrainingConfig.from_dict(cfg)
+    plan = plan_launch(cfg)
+    out = Path(cfg.output_dir).resolve()
+    if isinstance(model_input, ModelInput):
+        mi, mi_path, source = model_input, out / MODEL_INPUT_FILE, "mi_model_input"
+    else:
+        mi_path = Path(model_input).resolve()
+        mi, source = load_model_input(mi_path), str(mi_path)
+    check_model_input(mi, cfg, source)
+    cfg = cfg.replace(output_dir=str(out))
+    _check_resume_compatibility(cfg, mi)
+    if cfg.mlflow.enabled:
+        check_tracking_uri(_tracking_uri(cfg))
+    # -- all checks passed: write the run directory, create the MLflow run, launch -------------
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(model_input, ModelInput):
+        save_model_input(mi, mi_path)
+    parent_id = None
+    if cfg.mlflow.enabled:
+        uri, run_id, parent_id = _create_child_run(cfg)
+        cfg = cfg.replace(
+            mlflow={"tracking_uri": uri, "run_id": run_id, "parent_run_id": parent_id}
+        )
+    cfg = cfg.replace(model_input_path=str(mi_path))
+    config_path = out / RESOLVED_CONFIG
+    from sensorops.atomic import atomic_write_text
+
+    atomic_write_text(config_path, cfg.to_json())
+
+    launch = cfg.launch
+    launch_cfg = LaunchConfig(
+        min_nodes=launch.nnodes,
+        max_nodes=launch.nnodes,
+        nproc_per_node=plan.nproc_per_node,
+        run_id=os.environ.get("TORCHELASTIC_RUN_ID")
+        or (f"sensorops-{uuid.uuid4().hex[:12]}" if launch.nnodes == 1 else "sensorops-training"),
+        rdzv_backend=launch.rdzv_backend,
+        rdzv_endpoint=launch.rdzv_endpoint or "127.0.0.1:0",
+        # as torchrun: --node_rank only matters to the static rendezvous
+        rdzv_configs={"rank": launch.node_rank} if launch.rdzv_backend == "static" else {},
+        max_restarts=launch.max_restarts,
+        monitor_interval=launch.monitor_interval_s,
+        start_method="spawn",
+    )
+    logger.info(
+        "launching %d worker(s) x %d node(s) (%s, %s); config %s",
+        plan.nproc_per_node,
+        launch.nnodes,
+        plan.device_type,
+        plan.backend,
+        config_path,
+    )
+    status = "FAILED"
+    try:
+        results = elastic_launch(launch_cfg, run_worker)(str(config_path))
+        status = "FINISHED"
+    except ChildFailedError as exc:
+        raise TrainingLaunchError(
+            f"training workers failed after {launch.max_restarts} restart(s); run directory {out}:\n{exc.format_msg()}"
+        ) from exc
+    finally:
+        if cfg.mlflow.enabled:
+            from mlflow.tracking import MlflowClient
+
+            MlflowClient(tracking_uri=cfg.mlflow.tracking_uri).set_terminated(
+                cfg.mlflow.run_id, status
+            )
+    summary = results.get(0) if results else None
+    if summary is None:  # this node holds no rank 0: read what rank 0 wrote (shared filesystem)
+        import json
+
+        summary = json.loads((out / "training_summary.json").read_text())
+    summary = dict(summary)
+    summary["mlflow_child_run_id"] = cfg.mlflow.run_id
+    summary["mlflow_parent_run_id"] = parent_id
+    summary["resolved_config"] = str(config_path)
+    return summary

@@ -1,0 +1,245 @@
+"""MLflow logging from inside the workers: one training run shared by all ranks.
+
+- Rank 0 logs params, per-step metrics (buffered, sent in one ``log_batch`` every N steps by a
+  background thread so the training loop never waits on HTTP), per-epoch validation metrics and
+  the best checkpoint as an artifact.
+- Every rank samples its own system metrics (CPU, memory; GPU memory/utilisation of its own device)
+  in a background thread and logs them as ``system.rank<r>.<name>``, with run tags
+  ``system.rank<r>.host`` / ``system.rank<r>.device`` naming where that rank ran.
+- The run id normally comes from the launcher (a child of the Kedro run). Launched by hand,
+  rank 0 creates the run (nested under ``parent_run_id`` if given) and broadcasts its id.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from sensorops.training.config import MlflowConfig
+from sensorops.training.distributed import DistContext, broadcast_object
+
+logger = logging.getLogger(__name__)
+
+_MAX_BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}`` (MLflow params)."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = str(value)[:6000]
+    return out
+
+
+def _read_meminfo() -> dict[str, float]:
+    values: dict[str, float] = {}
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                key, rest = line.split(":", 1)
+                values[key] = float(rest.split()[0]) * 1024.0
+    except OSError:
+        pass
+    return values
+
+
+def _rss_bytes() -> float:
+    try:
+        with open("/proc/self/statm") as handle:
+            return float(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+class SystemSampler:
+    """CPU and memory of this process (plus its CUDA device), sampled between calls."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._last_cpu = sum(os.times()[:2])
+        self._last_wall = time.monotonic()
+
+    def sample(self) -> dict[str, float]:
+        """``{"cpu_percent", "rss_mb", "sys_memory_percent"[, "gpu_*"]}`` since the last call."""
+        cpu, wall = sum(os.times()[:2]), time.monotonic()
+        out = {
+            "cpu_percent": 100.0 * (cpu - self._last_cpu) / max(wall - self._last_wall, 1e-6),
+            "rss_mb": _rss_bytes() / 1e6,
+        }
+        self._last_cpu, self._last_wall = cpu, wall
+        mem = _read_meminfo()
+        if mem.get("MemTotal"):
+            out["sys_memory_percent"] = 100.0 * (1 - mem.get("MemAvailable", 0.0) / mem["MemTotal"])
+        if self.device.type == "cuda":
+            out["gpu_memory_allocated_mb"] = torch.cuda.memory_allocated(self.device) / 1e6
+            out["gpu_memory_reserved_mb"] = torch.cuda.memory_reserved(self.device) / 1e6
+            try:
+                out["gpu_utilization_percent"] = float(torch.cuda.utilization(self.device))
+            except Exception:  # pynvml missing or no NVML: memory figures still logged
+                pass
+        return out
+
+
+class RunLogger:
+    """Logs one training run from every rank; a no-op when MLflow is disabled."""
+
+    def __init__(self, cfg: MlflowConfig, ctx: DistContext) -> None:
+        self.cfg = cfg
+        self.ctx = ctx
+        self.run_id: str | None = None
+        self.created_run = False
+        self._client: Any = None
+        self._queue: queue.Queue[list[Any] | None] = queue.Queue()
+        self._pending: list[Any] = []
+        self._sender: threading.Thread | None = None
+        self._sampler_thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.errors: list[str] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, params: Mapping[str, Any] | None = None) -> str | None:
+        """Resolve the run (create it on rank 0 if needed), log params, start background threads."""
+        if not self.cfg.enabled:
+            return None
+        from mlflow.tracking import MlflowClient  # heavy import, only when tracking
+
+        self._client = MlflowClient(tracking_uri=self.cfg.tracking_uri)
+        run_id = self.cfg.run_id
+        if run_id is None:
+            run_id = self._create_run() if self.ctx.is_main else None
+            run_id = broadcast_object(run_id, self.ctx)
+            self.created_run = self.ctx.is_main
+        self.run_id = run_id
+        prefix = f"system.rank{self.ctx.rank}"
+        self._client.set_tag(run_id, f"{prefix}.host", self.ctx.host)
+        self._client.set_tag(run_id, f"{prefix}.device", str(self.ctx.device))
+        if self.ctx.is_main and params:
+            self._log_params(params)
+        self._sender = threading.Thread(target=self._send_loop, name="mlflow-sender", daemon=True)
+        self._sender.start()
+        self._sampler_thread = threading.Thread(
+            target=self._sample_loop, name="mlflow-sysmetrics", daemon=True
+        )
+        self._sampler_thread.start()
+        return run_id
+
+    def _create_run(self) -> str:
+        from mlflow.entities import RunTag
+
+        tags = [RunTag("sensorops.component", "training")]
+        if self.cfg.parent_run_id:
+            parent = self._client.get_run(self.cfg.parent_run_id)
+            experiment_id = parent.info.experiment_id
+            tags.append(RunTag("mlflow.parentRunId", self.cfg.parent_run_id))
+        else:
+            name = self.cfg.experiment_name or "sensorops"
+            exp = self._client.get_experiment_by_name(name)
+            experiment_id = exp.experiment_id if exp else self._client.create_experiment(name)
+        run = self._client.create_run(
+            experiment_id, run_name=self.cfg.run_name, tags={t.key: t.value for t in tags}
+        )
+        logger.info("created MLflow run %s", run.info.run_id)
+        return run.info.run_id
+
+    def _log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        existing = self._client.get_run(self.run_id).data.params
+        items = [Param(k, v) for k, v in flatten(params).items() if k not in existing]
+        for i in range(0, len(items), 90):
+            self._client.log_batch(self.run_id, params=items[i : i + 90])
+
+    def close(self, status: str | None = None) -> None:
+        """Flush everything, stop the threads; terminate the run if this rank created it."""
+        if self._client is None:
+            return
+        self._stop.set()
+        if self._sampler_thread is not None:
+            self._sampler_thread.join(timeout=10)
+        self.flush()
+        self._queue.put(None)
+        if self._sender is not None:
+            self._sender.join(timeout=60)
+        if self.created_run and status is not None:
+            self._client.set_terminated(self.run_id, status)
+        self._client = None
+
+    # -- metrics ---------------------------------------------------------------------------
+    def log_step(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Buffer rank-0 per-step metrics; sent every ``log_every_n_steps`` steps in one batch."""
+        if self._client is None or not self.ctx.is_main:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._pending.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
+        if step % self.cfg.log_every_n_steps == 0:
+            self.flush()
+
+    def log_now(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Queue metrics (e.g. per-epoch validation) for sending right away (rank 0 only)."""
+        if self._client is None or not self.ctx.is_main:
+            return
+        self.log_step(step, {})  # keep ordering with the buffer
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._pending.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
+        self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._queue.put(self._pending)
+            self._pending = []
+
+    def log_artifact(self, path: str, artifact_path: str | None = None) -> None:
+        """Synchronously log a file (rank 0 only)."""
+        if self._client is None or not self.ctx.is_main:
+            return
+        self._client.log_artifact(self.run_id, path, artifact_path)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        if self._client is None or not self.ctx.is_main:
+            return
+        for key, value in tags.items():
+            self._client.set_tag(self.run_id, key, str(value))
+
+    # -- threads ---------------------------------------------------------------------------
+    def _send_loop(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            for i in range(0, len(batch), _MAX_BATCH):
+                try:
+                    self._client.log_batch(self.run_id, metrics=batch[i : i + _MAX_BATCH])
+                except Exception as exc:  # tracking must never kill training
+                    self.errors.append(str(exc))
+                    logger.warning("MLflow log_batch failed: %s", exc)
+
+    def _sample_loop(self) -> None:
+        from mlflow.entities import Metric
+
+        sampler = SystemSampler(self.ctx.device)
+        prefix = f"system.rank{self.ctx.rank}"
+        step = 0
+        while True:
+            stopped = self._stop.wait(self.cfg.system_metrics_interval_s)
+            now = int(time.time() * 1000)
+            self._queue.put(
+                [Metric(f"{prefix}.{k}", float(v), now, step) for k, v in sampler.sample().items()]
+            )
+            step += 1
+            if stopped:
+                return
