@@ -95,6 +95,7 @@ def test_fresh_clone_training_names_the_command_that_makes_its_input(
     output = " ".join((result.stdout + result.stderr).split())  # rich wraps long lines
     assert "kedro run --pipelines=ingestion" in output, output[-3000:]
     assert "mi_model_input" in output
+    assert "rpt_dq_summary" in output and "kedro run --pipelines=data_quality" in output
 
 
 def test_failing_node_marks_the_run_failed_and_writes_nothing_downstream(

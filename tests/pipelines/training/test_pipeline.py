@@ -34,7 +34,11 @@ def test_nodes_named_tagged_and_wired() -> None:
     for node in pipe.nodes:
         assert "training" in node.tags
         assert node.func.__name__ == node.name
-    assert nodes["train_model"].inputs == ["mi_model_input", "params:training.trainer"]
+    assert nodes["train_model"].inputs == [
+        "mi_model_input",
+        "rpt_dq_summary",
+        "params:training.trainer",
+    ]
     assert nodes["evaluate_model"].inputs == [
         "mdl_training_summary",
         "mi_model_input",
@@ -42,6 +46,7 @@ def test_nodes_named_tagged_and_wired() -> None:
     ]
     assert pipe.inputs() == {
         "mi_model_input",
+        "rpt_dq_summary",
         "params:training.trainer",
         "params:training.evaluation",
     }
@@ -75,6 +80,7 @@ def test_pipeline_runs_both_nodes(tmp_path: Path) -> None:
     catalog["rpt_training_metrics"] = MemoryDataset()
     catalog["rpt_evaluation_metrics"] = MemoryDataset()
     catalog["mi_model_input"] = MemoryDataset(make_model_input())
+    catalog["rpt_dq_summary"] = MemoryDataset({"passed": True, "warnings": [], "stages": {}})
     catalog["params:training.trainer"] = MemoryDataset(trainer)
     catalog["params:training.evaluation"] = MemoryDataset(evaluation)
     outputs = SequentialRunner().run(create_pipeline(), catalog)
@@ -96,3 +102,15 @@ def test_pipeline_runs_both_nodes(tmp_path: Path) -> None:
     assert isinstance(catalog.load("rpt_classification_report"), pd.DataFrame)
     assert (tmp_path / "data/08_reporting/confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     assert outputs["rpt_evaluation_metrics"].load()["test_accuracy"]["value"] == report["accuracy"]
+
+
+def test_training_refuses_a_failed_data_quality_summary() -> None:
+    from sensorops.pipelines.training.nodes import DataQualityGateError, require_data_quality_passed
+
+    failed = {
+        "passed": False,
+        "stages": {"raw": {"tiers": {"tier1": {"success": False, "action": "fail"}}}},
+    }
+    with pytest.raises(DataQualityGateError, match=r"raw\.tier1"):
+        require_data_quality_passed(failed)
+    require_data_quality_passed({"passed": True})

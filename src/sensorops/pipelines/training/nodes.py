@@ -13,13 +13,40 @@ from sensorops.training.evaluation import EvaluationConfig, evaluate_checkpoint,
 from sensorops.training.launcher import launch_training
 
 
+class DataQualityGateError(RuntimeError):
+    """Training refuses data that the data-quality gate did not pass."""
+
+
+def require_data_quality_passed(dq_summary: dict[str, Any]) -> None:
+    """Raise unless ``rpt_dq_summary`` says every ``fail``-action tier passed.
+
+    The data-quality gate raises before writing its summary when a ``fail`` tier fails, so a
+    summary with ``passed: false`` only comes from an older run or a hand edit; either way training
+    does not start on it.
+    """
+    if dq_summary.get("passed") is True:
+        return
+    failing = [
+        f"{stage}.{tier}"
+        for stage, result in (dq_summary.get("stages") or {}).items()
+        for tier, info in (result.get("tiers") or {}).items()
+        if not info.get("success", False) and info.get("action") == "fail"
+    ]
+    raise DataQualityGateError(
+        "training refused: the data-quality summary (rpt_dq_summary) does not say passed "
+        f"(failing tiers: {failing or 'unknown'}); fix the data and re-run "
+        "`kedro run --pipelines=ingestion,data_quality`"
+    )
+
+
 def train_model(
-    model_input: ModelInput, params: dict[str, Any]
+    model_input: ModelInput, dq_summary: dict[str, Any], params: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Launch the distributed training workers and wait for them.
+    """Launch the distributed training workers and wait for them, once the data passed the DQ gate.
 
     Args:
         model_input: the aligned, normalized arrays (re-saved into the run directory for the workers).
+        dq_summary: ``rpt_dq_summary``; taking it makes training wait for the data-quality gate.
         params: ``training.trainer`` parameters.
 
     Returns:
@@ -28,6 +55,7 @@ def train_model(
         its headline numbers for ``MlflowMetricsHistoryDataset``.
     """
     cfg = TrainingConfig.from_dict(params)
+    require_data_quality_passed(dq_summary)
     summary = launch_training(cfg, model_input)
     metrics = {
         "best_val_metric": summary["best_val_metric"],

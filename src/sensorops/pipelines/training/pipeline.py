@@ -10,12 +10,12 @@ from sensorops.pipelines.training.nodes import evaluate_model, train_model
 
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
-    """train_model -> evaluate_model."""
+    """train_model (after the data-quality gate) -> evaluate_model."""
     return Pipeline(
         [
             Node(
                 train_model,
-                inputs=["mi_model_input", "params:training.trainer"],
+                inputs=["mi_model_input", "rpt_dq_summary", "params:training.trainer"],
                 outputs=["mdl_training_summary", "rpt_training_metrics"],
                 name="train_model",
                 tags=["training"],
