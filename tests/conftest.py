@@ -109,6 +109,42 @@ def wait_healthy(uri: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
     )
 
 
+MLFLOW_ENV_VARS = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_RUN_ID",
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolate_mlflow_state() -> Iterator[None]:
+    """Undo what a test left in MLflow's process-wide state.
+
+    ``mlflow.set_tracking_uri``/``set_registry_uri`` also write ``MLFLOW_TRACKING_URI``/
+    ``MLFLOW_REGISTRY_URI`` into ``os.environ``, which every later subprocess (kedro CLI runs, torchrun
+    workers, notebook kernels) would inherit; runs left open would swallow later runs as children.
+    """
+    import mlflow
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
+    saved_env = {name: os.environ.get(name) for name in MLFLOW_ENV_VARS}
+    saved_tracking = tracking_utils._tracking_uri
+    saved_registry = registry_utils._registry_uri
+    yield
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    tracking_utils._tracking_uri = saved_tracking
+    registry_utils._registry_uri = saved_registry
+    for name, value in saved_env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URI (``http://127.0.0.1:PORT``) of a real MLflow tracking server for this test session."""
@@ -155,7 +191,7 @@ def e2e(
     assert result.returncode == 0, (result.stdout[-6000:], result.stderr[-6000:])
     from mlflow import MlflowClient
 
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
     runs = experiment_runs(client, experiment)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     return {"project": project, "experiment": experiment, "client": client, "runs": runs,

@@ -38,8 +38,20 @@ def copy_project(source: Path, target: Path) -> Path:
 
 def kedro_env(tracking_uri: str) -> dict[str, str]:
     """Environment for a ``kedro`` subprocess tracking to ``tracking_uri``."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "KEDRO_DISABLE_TELEMETRY": "true", "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "KEDRO_DISABLE_TELEMETRY": "true",
+        "COLUMNS": "200",
+    }
     env.pop("KEDRO_LOGGING_CONFIG", None)
+    for name in (
+        "MLFLOW_REGISTRY_URI",
+        "MLFLOW_EXPERIMENT_NAME",
+        "MLFLOW_EXPERIMENT_ID",
+        "MLFLOW_RUN_ID",
+    ):
+        env.pop(name, None)  # the registry follows the tracking URI; no run or experiment leaks in
     return env
 
 

@@ -57,13 +57,24 @@ def test_training_logged_one_child_run_of_the_parent(e2e: dict[str, Any]) -> Non
 
 
 def test_staging_version_traces_back_to_data(e2e: dict[str, Any]) -> None:
+    from sensorops.model_input import load_model_input, split_digest
+
     client: MlflowClient = e2e["client"]
     report = json.loads((e2e["project"] / "data" / "08_reporting" / "promotion.json").read_text())
-    name = report["model_name"]
-    version = client.get_model_version_by_alias(name, "staging")
+    version = client.get_model_version_by_alias(report["model_name"], "staging")
     tags = version.tags
-    assert any("digest" in k for k in tags), sorted(tags)
-    assert version.run_id == e2e["parents"][0].info.run_id or tags.get("mlflow_run_id")
+    mi = load_model_input(e2e["project"] / "data" / "05_model_input" / "model_input.npz")
+    for split in ("train", "val", "test"):
+        assert tags[f"data.{split}_digest"] == split_digest(mi, split), split
+    parent = e2e["parents"][0]
+    assert version.run_id == parent.info.run_id
+    assert tags.get("lineage.kedro_run_id") or any("kedro_run_id" in k for k in tags), sorted(tags)
+    training_child = [
+        r for r in e2e["runs"] if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    ]
+    assert any(training_child[0].info.run_id in v for v in tags.values()), (
+        "no tag names the training run"
+    )
 
 
 def test_every_pipeline_wrote_its_reports(e2e: dict[str, Any]) -> None:
@@ -112,7 +123,7 @@ def test_failing_node_marks_the_run_failed_and_writes_nothing_downstream(
     )
     assert result.returncode != 0
     assert bad.name in result.stdout + result.stderr
-    runs = experiment_runs(MlflowClient(mlflow_server), experiment)
+    runs = experiment_runs(MlflowClient(mlflow_server, registry_uri=mlflow_server), experiment)
     assert len(runs) == 1
     assert runs[0].info.status == "FAILED"
     assert runs[0].data.tags["sensorops.failed_node"] == "load_raw_source"

@@ -130,7 +130,7 @@ def test_staging_model_predictions_agree_with_the_pipeline(
     project: Path = executed["project"]
     promotion = json.loads((project / "data" / "08_reporting" / "promotion.json").read_text())
     name = promotion["model_name"]
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     staging = client.get_model_version_by_alias(name, "staging")
     assert summary["staging_version"] == str(staging.version)
     assert summary["n_registered_versions"] == len(client.search_model_versions(f"name = '{name}'"))

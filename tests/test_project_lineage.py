@@ -31,11 +31,15 @@ def test_nodes_are_named_after_functions_and_tagged_with_their_pipeline(register
     for name in EXPECTED_PIPELINES:
         for node in registered[name].nodes:
             assert name in node.tags, f"node {node.name!r} of {name!r} lacks the tag {name!r}"
-            assert node.name == node.func.__name__, f"node {node.name!r} should be named after {node.func.__name__}"
+            assert node.name == node.func.__name__, (
+                f"node {node.name!r} should be named after {node.func.__name__}"
+            )
 
 
 @pytest.fixture(scope="module")
-def viz_build(project_root: Path, tmp_path_factory: pytest.TempPathFactory, mlflow_server: str) -> Path:
+def viz_build(
+    project_root: Path, tmp_path_factory: pytest.TempPathFactory, mlflow_server: str
+) -> Path:
     project = copy_project(project_root, tmp_path_factory.mktemp("viz") / "project")
     result = run_kedro(project, ["viz", "build"], mlflow_server, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -51,8 +55,12 @@ def test_viz_build_lists_every_pipeline_node_and_layer(viz_build: Path, register
         task_names = {n["name"] for n in data["nodes"] if n["type"] == "task"}
         expected = {n.name for n in registered[name].nodes}
         # kedro-viz shows pretty names; compare on the raw node names it keeps in "id"-resolved details
-        assert len(task_names) == len(expected), f"{name}: viz shows {len(task_names)} tasks, pipeline has {len(expected)}"
-    data_nodes = [n for n in main["nodes"] if n["type"] == "data" and not n["name"].startswith("params:")]
+        assert len(task_names) == len(expected), (
+            f"{name}: viz shows {len(task_names)} tasks, pipeline has {len(expected)}"
+        )
+    data_nodes = [
+        n for n in main["nodes"] if n["type"] == "data" and not n["name"].startswith("params:")
+    ]
     assert data_nodes
     no_layer = [n["name"] for n in data_nodes if not n.get("layer")]
     assert not no_layer, f"datasets without a kedro-viz layer: {no_layer}"
@@ -63,7 +71,10 @@ def test_airflow_dag_is_generated_for_the_default_pipeline(
 ) -> None:
     project = copy_project(project_root, tmp_path / "project")
     result = run_kedro(
-        project, ["airflow", "create", "--pipeline=__default__", "--target-dir=dags"], mlflow_server, timeout=300
+        project,
+        ["airflow", "create", "--pipelines=__default__", "--target-dir=dags"],
+        mlflow_server,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     dag = next((project / "dags").glob("*.py")).read_text()

@@ -11,6 +11,7 @@ Labels are integer codes into :attr:`ModelInput.classes`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -96,6 +97,32 @@ class ModelInput:
     def counts(self) -> dict[str, int]:
         """Number of series per split."""
         return {s: int(len(self.y[s])) for s in SPLITS}
+
+
+def split_digest(mi: ModelInput, split: str) -> str:
+    """SHA-256 (hex, first 16 chars) over the split's X, y and series ids, with shapes and dtypes.
+
+    Args:
+        mi: model input; ``X[split]`` is ``(n_series, length, n_channels)`` float32.
+        split: one of ``train``, ``val``, ``test``.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}; got {split!r}")
+    h = hashlib.sha256()
+    for arr in (
+        np.ascontiguousarray(mi.X[split], dtype=np.float32),
+        np.ascontiguousarray(mi.y[split], dtype=np.int64),
+    ):
+        h.update(f"{arr.dtype}{arr.shape}".encode())
+        h.update(arr.tobytes())
+    h.update("\x1f".join(str(s) for s in mi.series_ids[split]).encode())
+    h.update("\x1f".join((*mi.classes, "|", *mi.channels)).encode())
+    return h.hexdigest()[:16]
+
+
+def model_input_digests(mi: ModelInput) -> dict[str, str]:
+    """``{"train": digest, "val": digest, "test": digest}`` (see :func:`split_digest`)."""
+    return {split: split_digest(mi, split) for split in SPLITS}
 
 
 def save_model_input(mi: ModelInput, path: str | os.PathLike[str]) -> None:

@@ -12,7 +12,7 @@ from sensorops.model_input import ModelInput
 from sensorops.training.config import TrainingConfig
 from sensorops.training.distributed import setup_distributed
 from sensorops.training.loop import Trainer
-from tests.training.conftest import tiny_config
+from tests.training.conftest import make_model_input, tiny_config
 
 
 def make_trainer(out: Path, mi: ModelInput, **overrides: object) -> Trainer:
@@ -120,3 +120,16 @@ def test_early_stopping_stops_before_the_last_epoch(tmp_path: Path, tiny_mi: Mod
     summary = trainer.fit()
     assert summary["stopped_early"] is True
     assert summary["epochs_completed"] == 3  # best at epoch 1, then 2 epochs without improvement
+
+
+def test_rerun_on_other_data_of_the_same_shape_starts_fresh(
+    tmp_path: Path, tiny_mi: ModelInput
+) -> None:
+    make_trainer(tmp_path, tiny_mi, loop={"epochs": 1}).fit()
+    other = make_model_input(seed=1)
+    assert {s: other.X[s].shape for s in other.X} == {s: tiny_mi.X[s].shape for s in tiny_mi.X}
+    rerun = make_trainer(tmp_path, other, loop={"epochs": 1})
+    rerun.resume()
+    assert rerun.resumed_from_step is None and rerun.state.step == 0
+    summary = rerun.fit()
+    assert summary["resumed_from_step"] is None and summary["final_step"] == rerun.total_steps

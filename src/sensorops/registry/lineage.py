@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import hashlib
 import importlib.metadata
 import logging
 import os
@@ -11,35 +10,12 @@ import socket
 import subprocess
 from typing import Any
 
-import numpy as np
-
-from sensorops.model_input import SPLITS, ModelInput
+from sensorops.model_input import ModelInput, split_digest
 
 logger = logging.getLogger(__name__)
 
 KEDRO_RUN_ID_TAG = "run_id"
 """Tag kedro-mlflow sets on its run: the Kedro session id (``run_params["run_id"]``)."""
-
-
-def split_digest(mi: ModelInput, split: str) -> str:
-    """SHA-256 (hex, first 16 chars) over the split's X, y and series ids, with shapes and dtypes.
-
-    Args:
-        mi: model input; ``X[split]`` is ``(n_series, length, n_channels)`` float32.
-        split: one of ``train``, ``val``, ``test``.
-    """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {list(SPLITS)}; got {split!r}")
-    h = hashlib.sha256()
-    for arr in (
-        np.ascontiguousarray(mi.X[split], dtype=np.float32),
-        np.ascontiguousarray(mi.y[split], dtype=np.int64),
-    ):
-        h.update(f"{arr.dtype}{arr.shape}".encode())
-        h.update(arr.tobytes())
-    h.update("\x1f".join(str(s) for s in mi.series_ids[split]).encode())
-    h.update("\x1f".join((*mi.classes, "|", *mi.channels)).encode())
-    return h.hexdigest()[:16]
 
 
 def data_digests(mi: ModelInput) -> dict[str, str]:
