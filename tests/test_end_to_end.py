@@ -192,3 +192,14 @@ def test_promote_to_production_then_roll_back(
     history = _sensorops(project, ["history", name, "--json"], mlflow_server)
     assert history.returncode == 0
     assert "rollback" in history.stdout
+
+
+def test_run_ends_by_saying_where_everything_is(e2e: dict[str, Any]) -> None:
+    output = " ".join((e2e["result"].stdout + e2e["result"].stderr).split())
+    assert "where the results are" in output
+    parent = e2e["parents"][0]
+    assert parent.info.run_id in output
+    assert "@staging" in output and "--to production" in output
+    assert "compression_comparison.md" in output and "index.html" in output
+    for pipeline in ("ingestion", "data_quality", "training", "compression", "export", "promotion"):
+        assert f" {pipeline} " in output.split("time per pipeline")[1][:600], pipeline

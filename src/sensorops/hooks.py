@@ -259,11 +259,11 @@ class NodeTrackingHooks:
             lines.append(
                 f"MLflow run       {self._run_id} (experiment id {run.info.experiment_id}) in {uri}"
             )
-            ui = "make ui" if uri.startswith("sqlite:") else uri
-            lines.append(
-                f"  open           {ui} -> http://127.0.0.1:5000/#/experiments/"
-                f"{run.info.experiment_id}/runs/{self._run_id}"
-            )
+            path = f"#/experiments/{run.info.experiment_id}/runs/{self._run_id}"
+            if uri.startswith(("http://", "https://")):
+                lines.append(f"  open           {uri.rstrip('/')}/{path}")
+            else:
+                lines.append(f"  open           make ui -> http://127.0.0.1:5000/{path}")
         if "rpt_promotion" in outputs:
             report = _load_quietly(catalog, "rpt_promotion") or {}
             if report:
@@ -281,7 +281,7 @@ class NodeTrackingHooks:
                     f"{report.get('version')} --to production"
                 )
         for name, label in (
-            ("rpt_compression_comparison", "comparison table"),
+            ("rpt_compression_comparison_md", "comparison table"),
             ("rpt_evaluation", "evaluation"),
             ("rpt_dq_summary", "data quality"),
         ):
@@ -290,7 +290,14 @@ class NodeTrackingHooks:
                 if where:
                     lines.append(f"{label:<16} {where}")
         if "rpt_dq_summary" in outputs:
-            lines.append(f"{'data docs':<16} data/08_reporting/data_docs/index.html")
+            summary = _load_quietly(catalog, "rpt_dq_summary") or {}
+            indexes = {
+                stage.get("data_docs_index")
+                for stage in (summary.get("stages") or {}).values()
+                if stage.get("data_docs_index")
+            }
+            for index in sorted(indexes):
+                lines.append(f"{'data docs':<16} {index}")
         if lines:
             lines.append(f"{'lineage':<16} make viz -> http://127.0.0.1:4141")
             logger.info("where the results are:\n  %s", "\n  ".join(lines))

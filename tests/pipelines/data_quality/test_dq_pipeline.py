@@ -98,6 +98,9 @@ def test_run_logs_inputs_metrics_tags_and_data_docs(
         SequentialRunner().run(create_pipeline(), catalog)
     summary = json.loads((tmp_path / "dq_summary.json").read_text())
     assert summary["passed"] is True
+    from sensorops.model_input import model_input_digests
+
+    assert summary["model_input_digests"] == model_input_digests(catalog.load("mi_model_input"))
     for stage in ("raw", "model_input"):
         for tier in ("tier1", "tier2", "tier3"):
             entry = summary["stages"][stage]["tiers"][tier]

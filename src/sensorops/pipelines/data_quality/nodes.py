@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from sensorops.model_input import ModelInput
+from sensorops.model_input import ModelInput, model_input_digests
 from sensorops.quality import StageResult, load_config, run_gate_on_model_input, run_gate_on_table
 from sensorops.quality import report as dq_report
 
@@ -38,9 +38,12 @@ def validate_model_input(mi_model_input: ModelInput, params: dict[str, Any]) -> 
 
 
 def report_data_quality(
-    rpt_dq_raw_gate: StageResult, rpt_dq_model_input_gate: StageResult
+    rpt_dq_raw_gate: StageResult, rpt_dq_model_input_gate: StageResult, mi_model_input: ModelInput
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, str], str, pd.DataFrame]:
     """Summary JSON, GE validation report, MLflow metrics and tags, Data Docs folder, correlations.
+
+    The summary records the digests of the validated model input (``model_input_digests``), so
+    that training and promotion can refuse a summary that belongs to other data.
 
     Returns:
         ``(summary, validation_report, metrics, tags, data_docs_dir, correlation)``.
@@ -49,8 +52,9 @@ def report_data_quality(
     docs = dq_report.data_docs_dir(results)
     if docs is None:
         raise ValueError("no data-quality stage built Data Docs (are both stages disabled?)")
+    summary = {**dq_report.summary(results), "model_input_digests": model_input_digests(mi_model_input)}
     return (
-        dq_report.summary(results),
+        summary,
         dq_report.validation_report(results),
         dq_report.metrics(results),
         dq_report.tags(results),

@@ -49,7 +49,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
             ),
             Node(
                 report_data_quality,
-                inputs=["rpt_dq_raw_gate", "rpt_dq_model_input_gate"],
+                inputs=["rpt_dq_raw_gate", "rpt_dq_model_input_gate", "mi_model_input"],
                 outputs=[
                     "rpt_dq_summary",
                     "rpt_dq_validation_report",
