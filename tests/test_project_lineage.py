@@ -72,7 +72,7 @@ def test_airflow_dag_is_generated_for_the_default_pipeline(
     project = copy_project(project_root, tmp_path / "project")
     result = run_kedro(
         project,
-        ["airflow", "create", "--pipelines=__default__", "--target-dir=dags"],
+        ["airflow", "create", "--pipelines=__default__", "--group-by=memory", "--target-dir=dags"],
         mlflow_server,
         timeout=300,
     )
