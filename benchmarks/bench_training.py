@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -194,8 +195,29 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
                 return proc, uri
         except OSError:
             time.sleep(0.3)
-    proc.kill()
+    stop_server(proc)
     raise RuntimeError("mlflow server did not start")
+
+
+def stop_server(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    """Stop the server and everything it started (uvicorn workers).
+
+    The server runs in its own session (``start_new_session=True``), so its process group id is its
+    pid: SIGTERM the group, wait, then SIGKILL whatever of the group is left.
+    """
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # children that outlived the leader
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def main() -> None:
@@ -267,8 +289,7 @@ def main() -> None:
                 )
                 print(json.dumps(details[-1]))
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            stop_server(server)
     p_med, q_med = statistics.median(pipe), statistics.median(plain)
     result = {
         "benchmark": "training_throughput",

@@ -19,7 +19,7 @@ from sensorops.timeseries.config import (
     SplitConfig,
     parse_config,
 )
-from sensorops.timeseries.errors import IngestionConfigError
+from sensorops.timeseries.errors import ContractError, IngestionConfigError
 from sensorops.timeseries.split import assign_splits
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,3 +102,20 @@ def test_provided_split_is_respected_and_val_carved_from_train(small_synthetic) 
     assert (out.loc[[s for s in ids if given[s] == "test"], "split"] == "test").all()
     carved = out.index[out["split"] == "val"]
     assert len(carved) > 0 and all(given[s] == "train" for s in carved)
+
+
+@pytest.mark.parametrize(
+    ("rule", "missing"),
+    [
+        (lambda i: "train" if i % 4 else "val", "no 'test' series"),
+        (lambda i: "test" if i % 2 else "val", "no 'train' series"),
+        (lambda i: "val", "no 'train' and no 'test' series"),
+    ],
+)
+def test_provided_split_without_train_or_test_is_an_error(small_synthetic, rule, missing) -> None:
+    frame = small_synthetic.frame
+    ids = sorted(frame.series_id.unique())
+    given = {sid: rule(i) for i, sid in enumerate(ids)}
+    frame = frame.assign(split=frame.series_id.map(given))
+    with pytest.raises(ContractError, match=rf"column 'split' marks {missing}"):
+        assign_splits(frame, SplitConfig())

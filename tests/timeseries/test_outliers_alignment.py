@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sensorops.timeseries.alignment import GLOBAL_REFERENCE, SeriesAligner
@@ -18,6 +19,7 @@ from sensorops.timeseries.config import (
 from sensorops.timeseries.contract import check_contract
 from sensorops.timeseries.normalize import ChannelStandardizer
 from sensorops.timeseries.outliers import OutlierFilter, interpolate_nans, outlier_counts
+from sensorops.timeseries.prepare import align, clean, normalize
 from sensorops.timeseries.series import SeriesSet, long_to_series
 from sensorops.timeseries.split import assign_splits
 
@@ -80,17 +82,58 @@ def test_flag_mode_keeps_train_outliers(split_series: SeriesSet) -> None:
     assert (result.report["action"] == "flagged").sum() == result.report["is_outlier"].sum() > 0
 
 
-def test_outlier_filter_fits_on_train_only(split_series: SeriesSet) -> None:
-    train = split_series.split("train").values
-    a = OutlierFilter(FAST).fit(train)
-    b = OutlierFilter(FAST).fit(train)
-    assert a.threshold_ == b.threshold_
-    np.testing.assert_array_equal(a.point_scale_, b.point_scale_)
-    # scores of val/test series do not influence the fitted threshold (fit never sees them)
-    other = split_series.subset(split_series.splits != "train")
-    doubled = other.with_values([v * 3.0 for v in other.values])
-    assert not np.array_equal(a.score(doubled.values[:5]), a.score(other.values[:5]))
-    assert a.threshold_ == b.threshold_
+def test_fitted_state_ignores_val_and_test_data(small_synthetic) -> None:
+    """Issue 3: outlier threshold, alignment references and normalization statistics are fitted on
+    train only, so changing the val/test data (present in every fit call) changes none of them."""
+    frame = assign_splits(
+        check_contract(small_synthetic.frame, ContractConfig(), "synthetic"), SplitConfig(seed=0)
+    )
+    channels = [c for c in frame.columns if c not in ("series_id", "t", "label", "split")]
+    rng = np.random.default_rng(7)
+    held_out = frame["split"] != "train"
+    changed = frame.copy()
+    changed.loc[held_out, channels] = (
+        frame.loc[held_out, channels].to_numpy() * 5.0
+        + 1.0
+        + rng.standard_normal((int(held_out.sum()), len(channels)))
+    )
+    assert held_out.sum() > 0 and set(frame.loc[held_out, "split"]) == {"val", "test"}
+    assert not frame.equals(changed)
+
+    align_cfg = AlignmentConfig(
+        reference=ReferenceConfig(method="medoid", max_series=10),
+        dtw=DTWConfig(radius_fraction=0.2),
+    )
+    fitted = []
+    for table in (frame, changed):
+        cleaned, filt = clean(table, FAST)
+        mi, aligner, _ = align(cleaned.series, align_cfg)
+        normalized, scaler = normalize(mi)
+        fitted.append((cleaned, filt, aligner, scaler, mi, normalized))
+    (c1, f1, a1, s1, m1, n1), (c2, f2, a2, s2, m2, n2) = fitted
+
+    # the held-out data really differs downstream (so the checks below can fail)
+    assert not np.array_equal(m1.X["test"], m2.X["test"])
+    np.testing.assert_array_equal(m1.X["train"], m2.X["train"])
+    # outlier filter: series threshold, train scores, per-point scales and thresholds
+    assert f1 is not None and f2 is not None
+    assert f1.threshold_ == f2.threshold_
+    np.testing.assert_array_equal(f1.train_scores_, f2.train_scores_)
+    np.testing.assert_array_equal(f1.point_scale_, f2.point_scale_)
+    np.testing.assert_array_equal(f1.point_thresholds_, f2.point_thresholds_)
+    train_report = lambda c: c.report[c.report.split == "train"].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(train_report(c1), train_report(c2))
+    # alignment references
+    assert a1 is not None and a2 is not None
+    assert a1.reference_names_ == a2.reference_names_ and a1.ref_length_ == a2.ref_length_
+    np.testing.assert_array_equal(a1.references_, a2.references_)
+    # normalization statistics
+    np.testing.assert_array_equal(s1.mean_, s2.mean_)
+    np.testing.assert_array_equal(s1.std_, s2.std_)
+    assert n1.metadata["normalization"] == n2.metadata["normalization"]
+    # ...while fitting the same objects on the changed held-out data gives other values
+    wrong = ChannelStandardizer().fit(m2.X["test"])
+    assert not np.allclose(wrong.mean_, s1.mean_)
 
 
 def _shifted_pair(rng: np.random.Generator, shift: int, length: int = 60) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 import torch
@@ -59,7 +60,8 @@ def test_precision_resolution() -> None:
         assert torch.nn.Linear(4, 4)(torch.randn(2, 4)).dtype == torch.bfloat16
     cuda = torch.device("cuda", 0)  # policy only: nothing touches a GPU
     assert resolve_precision("auto", cuda, bf16_supported=lambda: True).mode == "bf16"
-    assert resolve_precision("auto", cuda, bf16_supported=lambda: False).mode == "fp32"
+    no_bf16 = resolve_precision("auto", cuda, bf16_supported=lambda: False)
+    assert no_bf16.mode == "fp16" and no_bf16.use_scaler  # dynamic loss scaler
     with pytest.raises(ValueError, match="'bf16' is not supported by this GPU"):
         resolve_precision("bf16", cuda, bf16_supported=lambda: False)
     fp16 = resolve_precision("fp16", cuda, bf16_supported=lambda: True)
@@ -115,3 +117,64 @@ def test_gpu_choices_by_construction() -> None:
         distributed=True,
     )
     assert not any(isinstance(m, nn.SyncBatchNorm) for m in kept.modules())
+
+
+def test_auto_precision_resolves_in_the_launcher_before_any_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """auto -> bf16 / fp16 (+ scaler) / fp32; bf16 on a GPU without it fails in plan_launch."""
+    from sensorops.training.config import ConfigError, TrainingConfig
+    from sensorops.training.launcher import plan_launch
+
+    calls: list[bool] = []
+
+    def probe(answer: bool):
+        def is_bf16_supported(including_emulation: bool = True) -> bool:
+            calls.append(including_emulation)
+            return answer
+
+        return is_bf16_supported
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Tesla T4")
+    auto = TrainingConfig()
+    assert auto.precision == "auto"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", probe(True))
+    assert plan_launch(auto).precision == "bf16"
+    assert calls == [False]  # emulated bf16 does not count
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", probe(False))
+    assert plan_launch(auto).precision == "fp16"
+    policy = resolve_precision(plan_launch(auto).precision, torch.device("cuda", 0))
+    assert policy.use_scaler and policy.autocast_dtype == torch.float16
+    with pytest.raises(ConfigError, match=r"'bf16' is not supported by Tesla T4.*use 'auto'"):
+        plan_launch(auto.replace(precision="bf16"))
+    assert plan_launch(auto.replace(precision="fp32")).precision == "fp32"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    calls.clear()
+    assert plan_launch(auto).precision == "fp32"  # CPU
+    assert plan_launch(auto.replace(precision="bf16")).precision == "bf16"  # CPU autocast
+    assert calls == []  # no GPU probe without GPUs
+
+
+def test_gpu_env_inherits_auto_precision_and_only_overrides_what_differs() -> None:
+    import yaml
+
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    base = yaml.safe_load((conf / "base" / "parameters_training.yml").read_text())
+    gpu = yaml.safe_load((conf / "gpu" / "parameters_training.yml").read_text())
+    assert base["training"]["trainer"]["precision"] == "auto"
+
+    def same_as_base(over: dict, ref: dict, path: str = "") -> list[str]:
+        out = []
+        for key, value in over.items():
+            assert key in ref, f"conf/gpu key {path}{key} is not in conf/base"
+            if isinstance(value, dict):
+                out += same_as_base(value, ref[key], f"{path}{key}.")
+            elif value == ref[key]:
+                out.append(f"{path}{key}")
+        return out
+
+    assert same_as_base(gpu, base) == []
+    assert "precision" not in gpu["training"]["trainer"]

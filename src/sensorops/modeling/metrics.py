@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
+from sensorops import metrics as shared_metrics
 from sensorops.modeling.errors import ModelingError
 
 
@@ -23,18 +24,15 @@ def classification_scores(
         y_true: int ``(n,)`` class codes.
         logits: ``(n, n_classes)``.
         n_classes: number of classes (macro-F1 averages over all of them, present or not).
+
+    The scores are :func:`sensorops.metrics.classification_scores`, the one definition shared with
+    training and the registry gates.
     """
     if logits.ndim != 2 or len(logits) != len(y_true):
         raise ModelingError(
             f"logits must be (n, n_classes) matching y (n,); got {logits.shape} and {y_true.shape}"
         )
-    pred = logits.argmax(axis=1)
-    return {
-        "accuracy": float(accuracy_score(y_true, pred)),
-        "macro_f1": float(
-            f1_score(y_true, pred, average="macro", labels=list(range(n_classes)), zero_division=0)
-        ),
-    }
+    return shared_metrics.classification_scores(y_true, logits.argmax(axis=1), n_classes)
 
 
 def count_params(model: nn.Module) -> int:
@@ -61,3 +59,12 @@ def state_dict_bytes(model: nn.Module) -> int:
 
 def file_size(path: str | os.PathLike[str]) -> int:
     return Path(path).stat().st_size
+
+
+def file_sha256(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks (checkpoints can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_bytes), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -28,6 +28,7 @@ from sensorops.modeling.latency import measure_ort_latency, measure_torch_latenc
 from sensorops.modeling.metrics import (
     classification_scores,
     count_params,
+    file_sha256,
     file_size,
     state_dict_bytes,
     weight_sparsity,
@@ -108,7 +109,7 @@ def export_checkpoint(checkpoint: str, mi: ModelInput, config: ExportConfig) -> 
 
     Returns:
         ``{"onnx_path", "opset", "size_bytes", "dynamic_axes", "model_name", "checkpoint",
-        "parity_passed", "parity_atol", "parity_max_abs_diff", "parity_pred_mismatches",
+        "checkpoint_sha256", "parity_passed", "parity_atol", "parity_max_abs_diff", "parity_pred_mismatches",
         "parity_batch_sizes", "parity_n_series", "parity_split", "execution_provider",
         "execution_providers_requested", "onnx_accuracy", "onnx_macro_f1"}``.
 
@@ -135,6 +136,7 @@ def export_checkpoint(checkpoint: str, mi: ModelInput, config: ExportConfig) -> 
         "dynamic_axes": {str(k): v for k, v in result.dynamic_axes.items()},
         "model_name": spec.name,
         "checkpoint": str(checkpoint),
+        "checkpoint_sha256": file_sha256(checkpoint),
         "parity_passed": report.passed,
         "parity_atol": report.atol,
         "parity_max_abs_diff": report.worst_abs_diff,
@@ -322,8 +324,49 @@ def _pruned_unstructured(ctx: _Context) -> VariantResult:
     return ctx.onnx_result("pruned_unstructured", path, model, notes)
 
 
+def reusable_export(checkpoint: str, export_summary: Mapping[str, Any] | None) -> Path | None:
+    """The exported fp32 ONNX file of ``export_summary`` if it was exported from ``checkpoint``.
+
+    Reused only when the summary names an existing ``onnx_path`` and its ``checkpoint_sha256``
+    equals the SHA-256 of ``checkpoint`` now; otherwise (retrained without re-export, old summary
+    without the hash, file gone) returns ``None`` and logs why, and the caller exports again.
+    """
+    if not export_summary:
+        return None
+    onnx_path = export_summary.get("onnx_path")
+    if not onnx_path or not Path(onnx_path).is_file():
+        logger.info(
+            "export summary's onnx_path %r is missing; exporting fp32 ONNX again", onnx_path
+        )
+        return None
+    recorded = export_summary.get("checkpoint_sha256")
+    if recorded is None:
+        logger.warning(
+            "export summary has no checkpoint_sha256 (written by an older export); cannot tell "
+            "whether %s comes from %s, exporting fp32 ONNX again",
+            onnx_path,
+            checkpoint,
+        )
+        return None
+    current = file_sha256(checkpoint)
+    if recorded != current:
+        logger.warning(
+            "checkpoint %s changed since %s was exported (sha256 %s... != recorded %s...), "
+            "probably retrained without re-export; exporting fp32 ONNX again",
+            checkpoint,
+            onnx_path,
+            current[:12],
+            str(recorded)[:12],
+        )
+        return None
+    return Path(onnx_path)
+
+
 def compress_checkpoint(
-    checkpoint: str, mi: ModelInput, config: CompressionConfig, fp32_onnx_path: str | None = None
+    checkpoint: str,
+    mi: ModelInput,
+    config: CompressionConfig,
+    export_summary: Mapping[str, Any] | None = None,
 ) -> ComparisonTable:
     """Build every configured variant, evaluate it on the test split, and gate it.
 
@@ -331,8 +374,9 @@ def compress_checkpoint(
         checkpoint: training checkpoint (``mdl_training_summary.best_checkpoint``).
         mi: the model input (train split: calibration and fine-tuning; test split: evaluation).
         config: variants, gates, fine-tune and latency settings.
-        fp32_onnx_path: the parity-checked export (``mdl_export_summary.onnx_path``); exported
-            again into ``config.output_dir`` when ``None`` or missing.
+        export_summary: ``mdl_export_summary``; its parity-checked ``onnx_path`` is reused when
+            its ``checkpoint_sha256`` matches ``checkpoint`` (see :func:`reusable_export`),
+            else the fp32 ONNX is exported again into ``config.output_dir``.
 
     Returns:
         The gated :class:`ComparisonTable`; ONNX files are in ``config.output_dir``.
@@ -344,10 +388,7 @@ def compress_checkpoint(
     needs_fp32 = wanted & {"fp32_onnx", "ptq_int8_static", "int8_dynamic"}
     fp32_path: Path | None = None
     if needs_fp32:
-        if fp32_onnx_path and Path(fp32_onnx_path).is_file():
-            fp32_path = Path(fp32_onnx_path)
-        else:
-            fp32_path = ctx.export(model, "fp32_onnx")
+        fp32_path = reusable_export(checkpoint, export_summary) or ctx.export(model, "fp32_onnx")
     if "fp32_onnx" in wanted and fp32_path is not None:
         results.append(ctx.onnx_result("fp32_onnx", fp32_path, model, "dynamo export, fp32"))
     if "ptq_int8_static" in wanted and fp32_path is not None:

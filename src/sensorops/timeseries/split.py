@@ -2,7 +2,8 @@
 
 Whole series go to one split (never rows of one series across splits). A provided ``split``
 column is respected: its ``test`` and ``val`` series stay; validation is carved from ``train``
-only when no series is marked ``val``. Each class keeps at least one training series.
+only when no series is marked ``val``; it must mark at least one ``train`` and one ``test``
+series. Each class keeps at least one training series.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from sensorops.timeseries.config import SplitConfig
+from sensorops.timeseries.errors import ContractError
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +36,33 @@ def _carve(
     return chosen
 
 
+def _require_provided_splits(split: np.ndarray) -> None:
+    """A provided ``split`` column must mark train and test series (val may be carved).
+
+    Raises:
+        ContractError: no series marked ``train`` or ``test``; names the column, the missing
+            split and the per-split series counts.
+    """
+    counts = {name: int((split == name).sum()) for name in ("train", "val", "test")}
+    missing = [name for name in ("train", "test") if counts[name] == 0]
+    if missing:
+        raise ContractError(
+            f"column 'split' marks no {' and no '.join(repr(m) for m in missing)} series "
+            f"(series per split: {counts}); a provided split needs at least one 'train' and one "
+            "'test' series ('val' is carved from train when absent). Fix the column, or drop it "
+            "to let ingestion.split carve train/val/test"
+        )
+
+
 def assign_splits(frame: pd.DataFrame, config: SplitConfig) -> pd.DataFrame:
     """Return a copy of the contract-checked ``frame`` with a ``split`` column per series.
 
     Args:
         frame: long table (``series_id``, ``label``, optional ``split``); not modified.
         config: fractions and seed; ``val_fraction`` is a fraction of the training series.
+
+    Raises:
+        ContractError: a provided ``split`` column has no ``train`` or no ``test`` series.
     """
     per_series = frame.groupby("series_id", sort=True).agg(
         label=("label", "first"), **({"split": ("split", "first")} if "split" in frame else {})
@@ -50,6 +73,7 @@ def assign_splits(frame: pd.DataFrame, config: SplitConfig) -> pd.DataFrame:
     if "split" in per_series:
         split = per_series["split"].to_numpy().astype(object)
         provided = True
+        _require_provided_splits(split)
     else:
         split = np.full(len(ids), "train", dtype=object)
         test = _carve(ids, labels, config.test_fraction, rng)

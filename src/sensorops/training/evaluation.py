@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from sensorops.architectures import load_checkpoint_model
+from sensorops.metrics import confusion_matrix, scores_from_confusion
 from sensorops.model_input import ModelInput, ModelInputError
 from sensorops.training.config import ConfigError, _build
 
@@ -100,24 +101,21 @@ def classification_scores(
     classes: tuple[str, ...],
     proba: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support, confusion matrix, ROC-AUC (OvR)."""
-    from sklearn.metrics import (
-        accuracy_score,
-        confusion_matrix,
-        f1_score,
-        precision_recall_fscore_support,
-        roc_auc_score,
-    )
+    """Accuracy, macro-F1, per-class precision/recall/F1/support, confusion matrix, ROC-AUC (OvR).
+
+    Accuracy and macro-F1 come from :mod:`sensorops.metrics` (macro over all ``len(classes)``
+    classes, so a class absent from the test split and never predicted counts 0); the per-class
+    parts are scikit-learn's.
+    """
+    from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
     labels = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0
     )
+    cm = confusion_matrix(y_true, y_pred, len(classes))
     scores: dict[str, Any] = {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(
-            f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
-        ),
+        **scores_from_confusion(cm),  # accuracy, macro_f1: the shared definition
         "per_class": {
             name: {
                 "precision": float(precision[i]),
@@ -127,7 +125,7 @@ def classification_scores(
             }
             for i, name in enumerate(classes)
         },
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "confusion_matrix": cm.tolist(),
         "n_series": len(y_true),
     }
     if proba is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import torch
 from sensorops.model_input import ModelInput, ModelInputError, load_model_input, save_model_input
 from sensorops.tracking import check_tracking_uri
 from sensorops.training.config import ConfigError, TrainingConfig
+from sensorops.training.precision import resolve_precision_mode
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +42,26 @@ class LaunchPlan:
     world_size: int
     device_type: str
     backend: str
+    precision: str
+    """Resolved precision mode (never ``auto``); the workers train in this mode."""
 
 
-def plan_launch(cfg: TrainingConfig, visible_gpus: int | None = None) -> LaunchPlan:
-    """Resolve ``nproc_per_node``/``backend`` and check them against the visible GPUs.
+def plan_launch(
+    cfg: TrainingConfig,
+    visible_gpus: int | None = None,
+    bf16_supported: Callable[[], bool] | None = None,
+) -> LaunchPlan:
+    """Resolve ``nproc_per_node``/``backend``/``precision`` and check them against the GPUs.
 
     Args:
         cfg: training config.
         visible_gpus: number of visible CUDA devices (default: ``torch.cuda.device_count()``).
+        bf16_supported: native-bf16 probe of the GPU (default
+            :func:`~sensorops.training.precision.cuda_bf16_supported`); only called with GPUs.
 
     Raises:
-        ConfigError: more processes than GPUs, nccl without GPUs, or a global batch smaller
-            than world size x accumulation steps.
+        ConfigError: more processes than GPUs, nccl without GPUs, a global batch smaller
+            than world size x accumulation steps, or bf16 on a GPU without bf16.
     """
     launch = cfg.launch
     gpus = torch.cuda.device_count() if visible_gpus is None else visible_gpus
@@ -98,7 +108,8 @@ def plan_launch(cfg: TrainingConfig, visible_gpus: int | None = None) -> LaunchP
             cfg.precision,
             "autocast on CPU" if cfg.precision != "tf32" else "same as fp32",
         )
-    return LaunchPlan(nproc, world, device_type, backend)
+    precision = resolve_precision_mode(cfg.precision, device_type, bf16_supported)
+    return LaunchPlan(nproc, world, device_type, backend, precision)
 
 
 def check_model_input(mi: ModelInput, cfg: TrainingConfig, source: str) -> None:
@@ -211,7 +222,8 @@ def launch_training(
         mi_path = Path(model_input).resolve()
         mi, source = load_model_input(mi_path), str(mi_path)
     check_model_input(mi, cfg, source)
-    cfg = cfg.replace(output_dir=str(out))
+    # the workers get the resolved precision (auto -> bf16/fp16/fp32), checked above
+    cfg = cfg.replace(output_dir=str(out), precision=plan.precision)
     _check_resume_compatibility(cfg, mi)
     if cfg.mlflow.enabled:
         check_tracking_uri(_tracking_uri(cfg))

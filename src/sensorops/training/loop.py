@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from sensorops.architectures import ModelSpec, build_model, count_parameters
-from sensorops.model_input import ModelInput
+from sensorops.model_input import ModelInput, model_input_digests
 from sensorops.training.checkpoint import (
     BEST,
     LAST,
@@ -82,10 +82,16 @@ def maybe_sync_batchnorm(
 
 
 def data_fingerprint(mi: ModelInput) -> dict[str, Any]:
+    """What identifies the model input for resume: classes, channels, shapes and content digests.
+
+    The per-split content digests (:func:`sensorops.model_input.model_input_digests`) make a re-run
+    on different data of the same shape start fresh instead of resuming a finished checkpoint.
+    """
     return {
         "classes": list(mi.classes),
         "channels": list(mi.channels),
         "shapes": {s: list(mi.X[s].shape) for s in mi.X},
+        "digests": model_input_digests(mi),
     }
 
 
@@ -107,7 +113,7 @@ class TrainState:
     best_step: int | None = None
     bad_epochs: int = 0
     completed: bool = False
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, float | None]] = field(default_factory=list)
 
 
 class Trainer:
@@ -175,6 +181,8 @@ class Trainer:
         self._validation_seconds = 0.0
         self._validation_cpu_seconds = 0.0
         self._checkpoint_seconds = 0.0
+        # sum of this rank's step losses and step count in the current epoch (on device, no sync)
+        self._epoch_loss = torch.zeros(2, dtype=torch.float64, device=ctx.device)
         seed_everything(cfg.seed + 1000 * ctx.rank + 1)  # per-rank randomness (dropout)
 
     # -- checkpoints -----------------------------------------------------------------------
@@ -357,6 +365,8 @@ class Trainer:
                 samples += global_batch
                 busy += dt
                 pending.append((s.step, loss, norm, self.scheduler.get_last_lr()[0]))
+                self._epoch_loss[0] += loss.double()
+                self._epoch_loss[1] += 1
                 if s.step % cfg.mlflow.log_every_n_steps == 0:
                     self._log_pending(pending, global_batch)
                     pending = []
@@ -386,7 +396,7 @@ class Trainer:
         self._validation_seconds += time.perf_counter() - t0
         self._validation_cpu_seconds += time.process_time() - c0
         metrics["epoch"] = float(s.epoch)
-        s.history.append({"step": float(s.step), **metrics})
+        s.history.append({"step": float(s.step), "train_loss": self._mean_epoch_loss(), **metrics})
         value = metrics[cfg.loop.early_stopping_metric]
         improved = self._improved(value)
         if improved:
@@ -414,6 +424,15 @@ class Trainer:
                 " (best)" if improved else "",
             )
         return stop
+
+    def _mean_epoch_loss(self) -> float | None:
+        """Mean training loss of the epoch's steps over all ranks (steps since a resume only);
+        resets the accumulator. ``None`` when no step ran (e.g. resumed at the epoch's end)."""
+        totals = self._epoch_loss.clone()
+        all_reduce_sum(totals, self.ctx)
+        self._epoch_loss.zero_()
+        loss_sum, count = totals.tolist()
+        return loss_sum / count if count else None
 
     def _log_pending(
         self, pending: list[tuple[int, torch.Tensor, torch.Tensor, float]], global_batch: int

@@ -1,4 +1,5 @@
-"""Precision modes: fp32, tf32, bf16 (autocast, no scaler), fp16 (autocast + dynamic loss scaling)."""
+"""Precision modes: fp32, tf32, bf16 (autocast, no scaler), fp16 (autocast + dynamic loss scaling);
+``auto`` resolves per device (bf16 on GPUs that support it, else fp16; fp32 on CPU)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+from sensorops.training.config import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -35,26 +38,72 @@ class PrecisionPolicy:
         return torch.amp.GradScaler(self.device_type, enabled=self.use_scaler)
 
 
+def cuda_bf16_supported() -> bool:
+    """True when the current CUDA device computes in bf16 natively (Ampere or newer).
+
+    Emulated bf16 (what ``torch.cuda.is_bf16_supported()`` also accepts by default on older GPUs)
+    does not count: autocast in bf16 there is slow or fails inside the workers.
+    """
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch without the argument
+        return bool(torch.cuda.is_bf16_supported())
+
+
+def resolve_precision_mode(
+    requested: str,
+    device_type: str,
+    bf16_supported: Callable[[], bool] | None = None,
+) -> str:
+    """The concrete mode (fp32, tf32, bf16 or fp16) for ``requested`` on ``device_type``.
+
+    ``auto``: bf16 on CUDA when the GPU supports it, else fp16 (autocast + dynamic loss scaling);
+    fp32 on CPU. Called by the launcher before any worker starts, so an impossible request fails
+    there and the workers receive the resolved mode.
+
+    Args:
+        requested: ``training.trainer.precision``: auto, fp32, tf32, bf16 or fp16.
+        device_type: ``"cuda"`` or ``"cpu"``.
+        bf16_supported: probe for native bf16 on the GPU (default :func:`cuda_bf16_supported`);
+            only called on CUDA.
+
+    Raises:
+        ConfigError: ``bf16`` requested on a GPU without native bf16 support.
+    """
+    if device_type != "cuda":
+        return "fp32" if requested == "auto" else requested
+    if requested not in ("auto", "bf16"):
+        return requested
+    probe = bf16_supported or cuda_bf16_supported
+    supported = probe()
+    if requested == "auto":
+        mode = "bf16" if supported else "fp16"
+        logger.info(
+            "precision auto -> %s (%s)",
+            mode,
+            "GPU supports bf16" if supported else "GPU lacks bf16; fp16 with dynamic loss scaling",
+        )
+        return mode
+    if not supported:
+        name = torch.cuda.get_device_name() if bf16_supported is None else "this GPU"
+        raise ConfigError(
+            f"training.trainer.precision 'bf16' is not supported by {name} (bf16 needs an "
+            "Ampere or newer GPU); use 'auto' (picks fp16 with loss scaling here), 'fp16' or 'fp32'"
+        )
+    return "bf16"
+
+
 def resolve_precision(
     requested: str,
     device: torch.device,
     bf16_supported: Callable[[], bool] | None = None,
 ) -> PrecisionPolicy:
-    """Turn a requested mode into a policy for ``device``.
+    """Turn a requested mode into a policy for ``device`` (see :func:`resolve_precision_mode`).
 
-    ``auto``: bf16 on CUDA devices that support it, else fp32 (and fp32 on CPU). ``tf32`` enables
-    TF32 matmuls/convolutions on CUDA; on CPU it means fp32 (with a warning).
+    ``tf32`` enables TF32 matmuls/convolutions on CUDA; on CPU it means fp32 (with a warning).
     """
     device_type = device.type
-    if bf16_supported is None:
-        bf16_supported = torch.cuda.is_bf16_supported if device_type == "cuda" else (lambda: True)
-    mode = requested
-    if mode == "auto":
-        mode = "bf16" if device_type == "cuda" and bf16_supported() else "fp32"
-    if mode == "bf16" and device_type == "cuda" and not bf16_supported():
-        raise ValueError(
-            "training.trainer.precision 'bf16' is not supported by this GPU; use 'fp16' or 'fp32'"
-        )
+    mode = resolve_precision_mode(requested, device_type, bf16_supported)
     if mode == "tf32":
         if device_type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True

@@ -58,6 +58,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> DataCatalog:
         "rpt_compression_comparison_csv",
         "rpt_compression_comparison_md",
         "rpt_compression_metrics",
+        "rpt_compression_plot",
     ]
     catalog = DataCatalog(
         {
@@ -76,10 +77,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> DataCatalog:
 
 def test_pipeline_wiring() -> None:
     pipe = create_pipeline()
-    assert [n.name for n in pipe.nodes] == [
+    assert pipe.nodes[0].name == "build_compression_comparison"
+    assert {n.name for n in pipe.nodes} == {
         "build_compression_comparison",
         "render_compression_reports",
-    ]
+        "plot_compression_tradeoffs",
+    }
+    assert all(n.func.__name__ == n.name for n in pipe.nodes)
     assert all("compression" in n.tags for n in pipe.nodes)
     assert pipe.inputs() == {
         "mdl_training_summary",
@@ -90,6 +94,10 @@ def test_pipeline_wiring() -> None:
     catalog = yaml.safe_load((ROOT / "conf/base/catalog_compression.yml").read_text())
     assert set(pipe.outputs()) <= set(catalog)
     assert all(entry["metadata"]["kedro-viz"]["layer"] == "reporting" for entry in catalog.values())
+    plot = catalog["rpt_compression_plot"]
+    assert plot["type"] == "kedro_mlflow.io.artifacts.MlflowArtifactDataset"
+    assert plot["dataset"]["type"] == "sensorops.datasets.MatplotlibDataset"
+    assert plot["dataset"]["filepath"] == "data/08_reporting/compression_tradeoffs.png"
 
 
 def test_every_variant_is_evaluated_and_gated(run: DataCatalog) -> None:
@@ -139,6 +147,21 @@ def test_reports(run: DataCatalog) -> None:
     assert md.startswith("# Compression comparison") and md.count("\n| ") >= len(VARIANTS) + 1
     metrics = run.load("rpt_compression_metrics")
     assert metrics["compression.fp32_torch.accuracy"]["step"] == 0
+
+
+def test_tradeoff_plot_is_saved_as_png(run: DataCatalog, tmp_path: Path) -> None:
+    entry = yaml.safe_load((ROOT / "conf/base/catalog_compression.yml").read_text())[
+        "rpt_compression_plot"
+    ]["dataset"]
+    dataset = DataCatalog.from_config(
+        {"plot": {**entry, "filepath": str(tmp_path / entry["filepath"])}}
+    )
+    figure = run.load("rpt_compression_plot")
+    size_ax, latency_ax = figure.axes
+    assert len(size_ax.collections) == len(VARIANTS) == len(latency_ax.collections)
+    assert "p50 latency, batch 1" in latency_ax.get_xlabel()
+    dataset.save("plot", figure)
+    assert (tmp_path / entry["filepath"]).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_unknown_variant_name(tmp_path: Path) -> None:

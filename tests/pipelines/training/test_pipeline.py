@@ -30,7 +30,7 @@ PREFIX = {"mdl_": "models", "rpt_": "reporting", "mo_": "model_output"}
 def test_nodes_named_tagged_and_wired() -> None:
     pipe = create_pipeline()
     nodes = {n.name: n for n in pipe.nodes}
-    assert list(nodes) == ["train_model", "evaluate_model"]
+    assert list(nodes) == ["train_model", "evaluate_model", "plot_training_curves"]
     for node in pipe.nodes:
         assert "training" in node.tags
         assert node.func.__name__ == node.name
@@ -44,6 +44,8 @@ def test_nodes_named_tagged_and_wired() -> None:
         "mi_model_input",
         "params:training.evaluation",
     ]
+    assert nodes["plot_training_curves"].inputs == ["mdl_training_summary"]
+    assert nodes["plot_training_curves"].outputs == ["rpt_training_curves"]
     assert pipe.inputs() == {
         "mi_model_input",
         "rpt_dq_summary",
@@ -62,10 +64,14 @@ def test_catalog_entries_have_layers_and_prefixes() -> None:
         assert layer in LAYERS
         assert PREFIX[name.split("_", 1)[0] + "_"] == layer, name
     DataCatalog.from_config(catalog)  # every dataset type resolves
+    curves = catalog["rpt_training_curves"]
+    assert curves["type"] == "kedro_mlflow.io.artifacts.MlflowArtifactDataset"
+    assert curves["dataset"]["type"] == "sensorops.datasets.MatplotlibDataset"
+    assert curves["dataset"]["filepath"] == "data/08_reporting/training_curves.png"
 
 
 @pytest.mark.slow
-def test_pipeline_runs_both_nodes(tmp_path: Path) -> None:
+def test_pipeline_runs_every_node(tmp_path: Path) -> None:
     base = yaml.safe_load((CONF / "base" / "parameters_training.yml").read_text())["training"]
     trainer = tiny_config(tmp_path / "run", loop={"epochs": 4}, model={"name": "transformer"})
     evaluation = {**base["evaluation"], "dtw_sakoe_chiba_radius": 4}
@@ -101,6 +107,9 @@ def test_pipeline_runs_both_nodes(tmp_path: Path) -> None:
     assert isinstance(catalog.load("mo_test_predictions"), pd.DataFrame)
     assert isinstance(catalog.load("rpt_classification_report"), pd.DataFrame)
     assert (tmp_path / "data/08_reporting/confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "data/08_reporting/training_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(summary["history"]) == 4
+    assert all(h["train_loss"] > 0 and h["val_loss"] > 0 for h in summary["history"])
     assert outputs["rpt_evaluation_metrics"].load()["test_accuracy"]["value"] == report["accuracy"]
 
 

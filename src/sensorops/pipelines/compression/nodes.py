@@ -14,6 +14,7 @@ from sensorops.modeling import (
     compress_checkpoint,
     parse_config,
 )
+from sensorops.modeling.plots import compression_tradeoffs_figure
 
 
 def build_compression_comparison(
@@ -24,7 +25,9 @@ def build_compression_comparison(
 ) -> dict[str, Any]:
     """Build, evaluate and gate every configured variant of the best checkpoint.
 
-    The fp32 ONNX row reuses the parity-checked file of ``export_summary["onnx_path"]``.
+    The fp32 ONNX row reuses the parity-checked file of ``export_summary["onnx_path"]`` when
+    ``export_summary["checkpoint_sha256"]`` matches the checkpoint; after a retrain without
+    re-export, the fp32 ONNX (and so every int8 variant) is exported again from the new checkpoint.
 
     Returns:
         ``rpt_compression_comparison``: ``{"reference", "gates", "registrable", "variants": [row...]}``;
@@ -36,7 +39,7 @@ def build_compression_comparison(
         checkpoint_from_summary(training_summary),
         model_input,
         config,
-        fp32_onnx_path=(export_summary or {}).get("onnx_path"),
+        export_summary=export_summary,
     )
     return table.to_json()
 
@@ -47,3 +50,12 @@ def render_compression_reports(
     """The comparison as a CSV frame, a Markdown page and MLflow metrics."""
     table = ComparisonTable.from_json(comparison)
     return table.to_frame(), table.to_markdown(), table.metrics()
+
+
+def plot_compression_tradeoffs(comparison: dict[str, Any]) -> Any:
+    """``rpt_compression_plot``: accuracy against size and p50 latency, one point per variant.
+
+    Returns:
+        A matplotlib ``Figure`` (saved as ``compression_tradeoffs.png`` and logged to MLflow).
+    """
+    return compression_tradeoffs_figure(ComparisonTable.from_json(comparison).rows)

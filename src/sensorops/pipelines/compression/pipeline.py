@@ -8,12 +8,13 @@ from kedro.pipeline import Node, Pipeline
 
 from sensorops.pipelines.compression.nodes import (
     build_compression_comparison,
+    plot_compression_tradeoffs,
     render_compression_reports,
 )
 
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
-    """build_compression_comparison -> render_compression_reports."""
+    """build_compression_comparison -> render_compression_reports, plot_compression_tradeoffs."""
     return Pipeline(
         [
             Node(
@@ -37,6 +38,13 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                     "rpt_compression_metrics",
                 ],
                 name="render_compression_reports",
+                tags=["compression"],
+            ),
+            Node(
+                plot_compression_tradeoffs,
+                inputs="rpt_compression_comparison",
+                outputs="rpt_compression_plot",
+                name="plot_compression_tradeoffs",
                 tags=["compression"],
             ),
         ]

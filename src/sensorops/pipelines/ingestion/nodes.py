@@ -207,12 +207,7 @@ def report_ingestion(
     hist = cost_histogram(costs, cfg.histogram_bins)
     raw = long_to_series(int_sensor_long)
     repaired = long_to_series(prm_sensor_clean)
-    train_ids = set(mi.series_ids["train"].tolist())
-    aligned = {
-        str(sid): mi.X["train"][i]
-        for i, sid in enumerate(mi.series_ids["train"])
-        if sid in train_ids
-    }
+    aligned = {str(sid): mi.X["train"][i] for i, sid in enumerate(mi.series_ids["train"])}
     refs = {
         name: np.asarray(ref)
         for name, ref in mi.metadata.get("alignment", {}).get("references", {}).items()

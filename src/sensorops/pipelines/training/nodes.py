@@ -11,6 +11,7 @@ from sensorops.model_input import ModelInput
 from sensorops.training.config import TrainingConfig
 from sensorops.training.evaluation import EvaluationConfig, evaluate_checkpoint, evaluation_metrics
 from sensorops.training.launcher import launch_training
+from sensorops.training.plots import training_curves_figure
 
 
 class DataQualityGateError(RuntimeError):
@@ -91,4 +92,20 @@ def evaluate_model(
         result.per_class,
         result.confusion_figure,
         evaluation_metrics(report),
+    )
+
+
+def plot_training_curves(training_summary: dict[str, Any]) -> Any:
+    """``rpt_training_curves``: train/val loss and validation accuracy/macro-F1 against the step.
+
+    Args:
+        training_summary: output of :func:`train_model` (its per-epoch ``history``, ``best_step``).
+
+    Returns:
+        A matplotlib ``Figure`` (saved as ``training_curves.png`` and logged to MLflow).
+    """
+    return training_curves_figure(
+        training_summary.get("history") or [],
+        best_step=training_summary.get("best_step"),
+        title=f"training of {training_summary.get('model_name', 'model')}",
     )

@@ -6,11 +6,11 @@ from typing import Any
 
 from kedro.pipeline import Node, Pipeline
 
-from sensorops.pipelines.training.nodes import evaluate_model, train_model
+from sensorops.pipelines.training.nodes import evaluate_model, plot_training_curves, train_model
 
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
-    """train_model (after the data-quality gate) -> evaluate_model."""
+    """train_model (after the data-quality gate) -> evaluate_model, plot_training_curves."""
     return Pipeline(
         [
             Node(
@@ -32,6 +32,13 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 ],
                 name="evaluate_model",
                 tags=["training", "evaluation"],
+            ),
+            Node(
+                plot_training_curves,
+                inputs="mdl_training_summary",
+                outputs="rpt_training_curves",
+                name="plot_training_curves",
+                tags=["training"],
             ),
         ]
     )
