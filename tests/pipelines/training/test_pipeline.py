@@ -85,8 +85,18 @@ def test_pipeline_runs_every_node(tmp_path: Path) -> None:
     catalog = DataCatalog.from_config(config)
     catalog["rpt_training_metrics"] = MemoryDataset()
     catalog["rpt_evaluation_metrics"] = MemoryDataset()
-    catalog["mi_model_input"] = MemoryDataset(make_model_input())
-    catalog["rpt_dq_summary"] = MemoryDataset({"passed": True, "warnings": [], "stages": {}})
+    from sensorops.model_input import model_input_digests
+
+    mi = make_model_input()
+    catalog["mi_model_input"] = MemoryDataset(mi)
+    catalog["rpt_dq_summary"] = MemoryDataset(
+        {
+            "passed": True,
+            "warnings": [],
+            "stages": {},
+            "model_input_digests": model_input_digests(mi),
+        }
+    )
     catalog["params:training.trainer"] = MemoryDataset(trainer)
     catalog["params:training.evaluation"] = MemoryDataset(evaluation)
     outputs = SequentialRunner().run(create_pipeline(), catalog)
@@ -113,13 +123,20 @@ def test_pipeline_runs_every_node(tmp_path: Path) -> None:
     assert outputs["rpt_evaluation_metrics"].load()["test_accuracy"]["value"] == report["accuracy"]
 
 
-def test_training_refuses_a_failed_data_quality_summary() -> None:
+def test_training_refuses_a_failed_or_stale_data_quality_summary() -> None:
+    from sensorops.model_input import model_input_digests
     from sensorops.pipelines.training.nodes import DataQualityGateError, require_data_quality_passed
 
+    mi = make_model_input()
+    digests = model_input_digests(mi)
     failed = {
         "passed": False,
+        "model_input_digests": digests,
         "stages": {"raw": {"tiers": {"tier1": {"success": False, "action": "fail"}}}},
     }
     with pytest.raises(DataQualityGateError, match=r"raw\.tier1"):
-        require_data_quality_passed(failed)
-    require_data_quality_passed({"passed": True})
+        require_data_quality_passed(failed, mi)
+    stale = {"passed": True, "model_input_digests": {**digests, "test": "0" * 16}}
+    with pytest.raises(DataQualityGateError, match="not made from the current model input"):
+        require_data_quality_passed(stale, mi)
+    require_data_quality_passed({"passed": True, "model_input_digests": digests}, mi)

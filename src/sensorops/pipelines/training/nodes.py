@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from sensorops.model_input import ModelInput
+from sensorops.model_input import ModelInput, model_input_digests
 from sensorops.training.config import TrainingConfig
 from sensorops.training.evaluation import EvaluationConfig, evaluate_checkpoint, evaluation_metrics
 from sensorops.training.launcher import launch_training
@@ -18,13 +18,21 @@ class DataQualityGateError(RuntimeError):
     """Training refuses data that the data-quality gate did not pass."""
 
 
-def require_data_quality_passed(dq_summary: dict[str, Any]) -> None:
-    """Raise unless ``rpt_dq_summary`` says every ``fail``-action tier passed.
+def require_data_quality_passed(dq_summary: dict[str, Any], model_input: ModelInput) -> None:
+    """Raise unless ``rpt_dq_summary`` passed **and** was made from this very ``model_input``.
 
-    The data-quality gate raises before writing its summary when a ``fail`` tier fails, so a
-    summary with ``passed: false`` only comes from an older run or a hand edit; either way training
-    does not start on it.
+    The data-quality gate raises before writing its summary when a ``fail`` tier fails, so after a
+    failed gate the summary on disk is the previous run's. Its ``model_input_digests`` then differ
+    from the model input's, and training refuses instead of trusting the stale "passed".
     """
+    validated = dq_summary.get("model_input_digests")
+    current = model_input_digests(model_input)
+    if validated != current:
+        raise DataQualityGateError(
+            "training refused: the data-quality summary (rpt_dq_summary) was not made from the current "
+            f"model input (validated digests {validated}, current {current}); run "
+            "`kedro run --pipelines=data_quality` on this model input first"
+        )
     if dq_summary.get("passed") is True:
         return
     failing = [
@@ -56,7 +64,7 @@ def train_model(
         its headline numbers for ``MlflowMetricsHistoryDataset``.
     """
     cfg = TrainingConfig.from_dict(params)
-    require_data_quality_passed(dq_summary)
+    require_data_quality_passed(dq_summary, model_input)
     summary = launch_training(cfg, model_input)
     metrics = {
         "best_val_metric": summary["best_val_metric"],
