@@ -5,11 +5,18 @@ Usage::
     sensorops models list [NAME]
     sensorops models show NAME[@ALIAS|/VERSION]          # e.g. sensorops-classifier@production
     sensorops models promote NAME VERSION --to staging|production|archived [--model-input PATH]
-    sensorops models rollback NAME [--to-version V]
+                             [--env ENV] [--params FILE]
+    sensorops models rollback NAME [--to-version V] [--env ENV] [--params FILE]
     sensorops models history NAME
 
 Every command takes ``--tracking-uri`` (default ``$MLFLOW_TRACKING_URI``, else
-``sqlite:///mlflow.db``) and ``--json`` (machine-readable output).
+``sqlite:///<project root>/mlflow.db``) and ``--json`` (machine-readable output). Default paths
+are resolved against the project root (the Kedro project around the working directory), never
+the working directory itself.
+
+``promote`` and ``rollback`` read the ``promotion`` parameters as ``kedro run --env ENV`` does:
+``conf/base`` merged with ``conf/<ENV>`` (soft merge) by Kedro's ``OmegaConfigLoader``;
+``--params FILE`` (a YAML with a ``promotion`` key) is merged on top, its keys winning.
 
 The same commands are available as ``kedro models ...`` inside the project: Kedro imports
 ``<package>.cli`` and requires a click group named ``cli`` there (:data:`cli`), whose commands it
@@ -43,7 +50,18 @@ logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 DEFAULT_MODEL_INPUT = "data/05_model_input/model_input.npz"
-DEFAULT_PARAMS = "conf/base/parameters_promotion.yml"
+"""``mi_model_input``'s file (``conf/base/catalog_ingestion.yml``), relative to the project root."""
+DEFAULT_CONF = "conf"
+"""Kedro's configuration source, relative to the project root."""
+DEFAULT_ENV = "local"
+BASE_ENV = "base"
+
+
+def _project_path(relative: str) -> Path:
+    """``relative`` under :func:`sensorops.tracking.project_root` (absolute)."""
+    from sensorops.tracking import project_root
+
+    return project_root() / relative
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--tracking-uri",
         default=None,
-        help="MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+        help="MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI, else "
+        "sqlite:///<project root>/mlflow.db)",
     )
     common.add_argument("--json", action="store_true", help="print JSON instead of tables")
     common.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -82,14 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default="", help="why (stored in the audit trail)")
     p.add_argument(
         "--model-input",
-        default=DEFAULT_MODEL_INPUT,
-        help=f"ModelInput .npz whose test split feeds the no-regression gate (default {DEFAULT_MODEL_INPUT})",
-    )
-    p.add_argument(
-        "--params",
         default=None,
-        help=f"YAML with a 'promotion' key (default: {DEFAULT_PARAMS} if it exists)",
+        help="ModelInput .npz whose test split feeds the no-regression gate "
+        f"(default: <project root>/{DEFAULT_MODEL_INPUT})",
     )
+    _config_args(p)
     p.add_argument(
         "--margin-points", type=float, default=None, help="override the allowed regression margin"
     )
@@ -98,27 +114,112 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="registered model name")
     p.add_argument("--to-version", default=None, help="go back to this earlier production version")
     p.add_argument("--reason", default="", help="why (stored in the audit trail)")
-    p.add_argument("--params", default=None, help="YAML with a 'promotion' key")
+    _config_args(p)
 
     p = sub.add_parser("history", parents=[common], help="transition history of a registered model")
     p.add_argument("name", help="registered model name")
     return parser
 
 
-def _config(params_path: str | None, margin: float | None, target: str | None = None) -> Any:
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--env",
+        default=None,
+        help="Kedro environment whose conf/<ENV> overrides conf/base for the 'promotion' "
+        f"parameters (default: $KEDRO_ENV, else {DEFAULT_ENV})",
+    )
+    p.add_argument(
+        "--params",
+        default=None,
+        help="YAML with a 'promotion' key, merged over the project's parameters (its keys win)",
+    )
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _project_promotion_params(env: str | None) -> dict[str, Any]:
+    """The ``promotion`` parameters of the project, ``conf/base`` soft-merged with ``conf/<env>``.
+
+    ``env`` None means ``$KEDRO_ENV``, else ``local``; a missing ``conf/local`` is skipped (it
+    is git-ignored), any other missing environment is an error. Loader settings mirror
+    ``CONFIG_LOADER_ARGS`` in ``sensorops/settings.py`` (not imported: it imports Kedro's
+    framework, which configures logging).
+    """
+    import warnings
+
+    from kedro.config import MissingConfigException, OmegaConfigLoader
+
+    conf = _project_path(DEFAULT_CONF)
+    explicit = env is not None or bool(os.environ.get("KEDRO_ENV"))
+    env = env or os.environ.get("KEDRO_ENV") or DEFAULT_ENV
+    if not (conf / BASE_ENV).is_dir():
+        if explicit:
+            raise RegistryConfigError(f"--env {env}: {conf / BASE_ENV} does not exist")
+        logger.info("no %s; using the default promotion parameters", conf / BASE_ENV)
+        return {}
+    envs = sorted(d.name for d in conf.iterdir() if d.is_dir() and d.name != BASE_ENV)
+    if env == BASE_ENV or not (conf / env).is_dir():
+        if env != BASE_ENV and explicit:
+            raise RegistryConfigError(
+                f"--env must be one of {[BASE_ENV, *envs]} (folders of {conf}); got {env!r}"
+            )
+        env = BASE_ENV  # only conf/base: the loader then reads it once
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # omegaconf resolver deprecation noise
+            loader = OmegaConfigLoader(
+                conf_source=str(conf),
+                env=env,
+                base_env=BASE_ENV,
+                default_run_env=DEFAULT_ENV,
+                merge_strategy={"parameters": "soft"},
+            )
+            params = loader["parameters"]
+    except MissingConfigException:
+        return {}
+    except Exception as exc:  # YAML errors, duplicate keys
+        raise RegistryConfigError(
+            f"cannot read the parameters in {conf} (env {env}): {exc}"
+        ) from exc
+    promotion = params.get("promotion", {})
+    if not isinstance(promotion, dict):
+        raise RegistryConfigError(
+            f"'promotion' in {conf}/{{{BASE_ENV},{env}}}/parameters*.yml must be a mapping"
+        )
+    return dict(promotion)
+
+
+def _config(
+    params_path: str | None,
+    margin: float | None,
+    target: str | None = None,
+    env: str | None = None,
+) -> Any:
+    """:class:`PromotionConfig` from the project parameters (base + ``env``), then ``--params``,
+    then ``--margin-points``."""
     import yaml
 
     from sensorops.registry.config import PromotionConfig
 
-    path = Path(params_path) if params_path else Path(DEFAULT_PARAMS)
-    raw: dict[str, Any] = {}
-    if params_path and not path.is_file():
-        raise RegistryConfigError(f"--params {path} does not exist")
-    if path.is_file():
+    raw = _project_promotion_params(env)
+    if params_path:
+        path = Path(params_path)
+        if not path.is_file():
+            raise RegistryConfigError(f"--params {path} does not exist")
         loaded = yaml.safe_load(path.read_text()) or {}
         if not isinstance(loaded, dict) or not isinstance(loaded.get("promotion", {}), dict):
-            raise RegistryConfigError(f"{path} must hold a mapping under the key 'promotion'")
-        raw = dict(loaded.get("promotion", {}))
+            raise RegistryConfigError(
+                f"--params {path} must hold a mapping under the key 'promotion'"
+            )
+        raw = _deep_merge(raw, loaded.get("promotion", {}))
     if margin is not None:
         key = "production_margin_points" if target == "production" else "staging_margin_points"
         raw["gates"] = {**raw.get("gates", {}), key: margin}
@@ -249,14 +350,15 @@ def _mi_loader(path: str) -> Any:
 def _cmd_promote(reg: Any, args: argparse.Namespace, out: Console) -> int:
     from sensorops.registry.transitions import promote
 
-    cfg = _config(args.params, args.margin_points, args.target)
+    cfg = _config(args.params, args.margin_points, args.target, args.env)
+    model_input = args.model_input or str(_project_path(DEFAULT_MODEL_INPUT))
     result = promote(
         reg,
         args.name,
         args.version,
         args.target,
         config=cfg,
-        mi=_mi_loader(args.model_input),
+        mi=_mi_loader(model_input),
         reason=args.reason,
     )
     if args.json:
@@ -278,7 +380,7 @@ def _cmd_promote(reg: Any, args: argparse.Namespace, out: Console) -> int:
 def _cmd_rollback(reg: Any, args: argparse.Namespace, out: Console) -> int:
     from sensorops.registry.transitions import rollback
 
-    cfg = _config(args.params, None)
+    cfg = _config(args.params, None, env=args.env)
     result = rollback(reg, args.name, config=cfg, to_version=args.to_version, reason=args.reason)
     if args.json:
         out.print_json(json.dumps(result.to_dict(), default=str))
@@ -336,13 +438,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # argparse exits with 2 on usage errors
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     out = Console(soft_wrap=args.json, width=None if not args.json else 10_000)
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # long messages stay on one greppable line
     # fail within seconds, not minutes, when the server dies mid-command (user settings win)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    if args.json:  # MLflow writes "View run ... at: URL" to stdout when a run ends
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     from sensorops.registry.client import connect, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
+    # --json keeps stdout pure JSON also under `kedro models`, whose logging config sends the
+    # sensorops INFO records to a console handler on stdout
+    package_logger = logging.getLogger("sensorops")
+    old_level = package_logger.level
+    if args.json and not args.verbose:
+        package_logger.setLevel(logging.WARNING)
     try:
         reg = connect(uri)
         return COMMANDS[args.command](reg, args, out)
@@ -358,6 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return EXIT_UNREACHABLE
         raise
+    finally:
+        package_logger.setLevel(old_level)
 
 
 def _looks_unreachable(exc: BaseException) -> bool:

@@ -177,7 +177,13 @@ def test_concurrent_promotions_leave_one_production(mlflow_server, deployed, reg
         )
         for v in (deployed["v2"], deployed["v3"])
     ]
-    results = [p.communicate(timeout=180) for p in procs]
+    try:
+        results = [p.communicate(timeout=180) for p in procs]
+    finally:  # a timeout (or any error) must not leave promote processes running
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
     codes = [p.returncode for p in procs]
     assert codes == [0, 0], results
     state = read_state(reg, name)
@@ -201,3 +207,33 @@ def test_concurrent_promotions_leave_one_production(mlflow_server, deployed, reg
     assert out.returncode == 0, out.stderr
     assert read_state(reg, name).production == first["version"]
     assert consistency_problems(read_state(reg, name)) == []
+
+
+def test_promote_from_a_subfolder_uses_project_defaults_and_env(
+    mlflow_server, reg, mi, register, model_name, config, tmp_path, monkeypatch, capsys
+):
+    """Default --model-input and parameters come from the project root; --env picks conf/<ENV>."""
+    good, bad = (rv.version for rv in register(model_name, "good", "bad"))
+    promote(reg, model_name, good, "staging", config=config, mi=mi)
+    promote(reg, model_name, good, "production", config=config, mi=mi)
+    project = tmp_path / "project"
+    (project / "data/05_model_input").mkdir(parents=True)
+    save_model_input(mi, project / "data/05_model_input/model_input.npz")
+    (project / "pyproject.toml").write_text('[tool.kedro]\npackage_name = "demo"\n')
+    for env, margin in (("base", 0.5), ("local", 100.0)):
+        (project / "conf" / env).mkdir(parents=True)
+        (project / "conf" / env / "parameters_promotion.yml").write_text(
+            f"promotion:\n  gates:\n    staging_margin_points: {margin}\n"
+            "  lock:\n    settle_s: 0.4\n    max_write_gap_s: 0.3\n"
+        )
+    (project / "notebooks").mkdir()
+    monkeypatch.chdir(project / "notebooks")
+    monkeypatch.delenv("KEDRO_ENV", raising=False)
+    promote_bad = ["models", "promote", model_name, bad, "--to", "staging", "--tracking-uri", mlflow_server]  # fmt: skip
+    code, _, err = run_cli(capsys, *promote_bad, "--env", "base")
+    assert code == 1, err
+    assert "refused by gate 'no_regression'" in err and "margin of 0.50 points" in err
+    code, out, err = run_cli(capsys, *promote_bad, "--json")  # default env: local (margin 100)
+    assert code == 0, err
+    assert json.loads(out)["to_stage"] == "staging"
+    assert read_state(reg, model_name).versions[bad].stage == "staging"

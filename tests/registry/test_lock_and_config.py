@@ -108,10 +108,11 @@ def test_base_parameters_file_is_valid(project_root):
     PromotionConfig.from_params({**params["promotion"], **test_params["promotion"]})
 
 
-def test_score_matches_sklearn():
+def test_score_is_the_shared_macro_over_all_classes():
     import numpy as np
     from sklearn.metrics import f1_score
 
+    from sensorops.metrics import scores_from_logits
     from sensorops.registry.scoring import score
 
     rng = np.random.default_rng(0)
@@ -120,4 +121,79 @@ def test_score_matches_sklearn():
     s = score(logits, y)
     pred = logits.argmax(1)
     assert s.accuracy == np.mean(pred == y) and s.n == 200
-    assert s.macro_f1 == pytest.approx(f1_score(y, pred, average="macro", zero_division=0))
+    expected = f1_score(y, pred, average="macro", labels=list(range(5)), zero_division=0)
+    assert s.macro_f1 == pytest.approx(expected)
+    # a class neither in y nor predicted still counts (0): 2 of 3 classes perfect -> 2/3, as in
+    # the compression table
+    y2 = np.array([0, 1, 0, 1])
+    logits2 = np.eye(3)[y2]
+    assert score(logits2, y2).macro_f1 == pytest.approx(2 / 3)
+    assert score(logits2, y2).macro_f1 == scores_from_logits(y2, logits2)["macro_f1"]
+    with pytest.raises(ValueError, match="empty test split"):
+        score(np.zeros((0, 3)), np.zeros(0, dtype=np.int64))
+
+
+def test_fluent_blocks_of_two_threads_do_not_interleave(tmp_path):
+    """Registry.fluent holds a process-wide lock: a second thread waits until the first is done."""
+    import mlflow
+
+    from sensorops.registry import Registry
+
+    a = Registry(uri=f"sqlite:///{tmp_path}/a.db", client=None)
+    b = Registry(uri=f"sqlite:///{tmp_path}/b.db", client=None)
+    old = mlflow.get_tracking_uri()
+    a_inside, b_inside = threading.Event(), threading.Event()
+
+    def other() -> None:
+        a_inside.wait(30)
+        with b.fluent():
+            b_inside.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        with a.fluent():
+            a_inside.set()
+            b_got_in = b_inside.wait(1.0)  # without the lock b enters and swaps the URIs now
+            uri_inside_a = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+            with a.fluent():  # re-entrant in one thread
+                pass
+    finally:
+        thread.join(30)
+    assert not b_got_in
+    assert uri_inside_a == (a.uri, a.uri)
+    assert b_inside.is_set() and not thread.is_alive()
+    assert mlflow.get_tracking_uri() == old
+
+
+def test_auth_protected_server_counts_as_up():
+    """401/403 on /health means a server is there (as sensorops.tracking.check_tracking_uri says)."""
+    import http.server
+
+    from sensorops.registry import ServerUnreachable, connect
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        code = 401
+
+        def do_GET(self) -> None:
+            self.send_response(self.code)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for code in (401, 403):
+            Handler.code = code
+            assert connect(uri).uri == uri
+        Handler.code = 500
+        with pytest.raises(ServerUnreachable, match="answered HTTP 500"):
+            connect(uri)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)

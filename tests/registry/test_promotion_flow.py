@@ -214,3 +214,29 @@ def test_failed_write_mid_transition_is_undone(reg, mi, register, model_name, co
     assert "production" in calls
     assert _snapshot(reg, model_name) == before
     assert consistency_problems(read_state(reg, model_name)) == []
+
+
+def test_inconsistency_found_after_the_writes_is_undone(
+    reg, mi, register, model_name, config, monkeypatch
+):
+    """Every write "succeeds" but the server drops one (@champion); the check must undo the rest."""
+    v1, v2 = (rv.version for rv in register(model_name, "good", "good2"))
+    for v in (v1, v2):
+        promote(reg, model_name, v, "staging", config=config, mi=mi)
+    promote(reg, model_name, v1, "production", config=config, mi=mi)
+    before = _snapshot(reg, model_name)
+    real = reg.client.set_registered_model_alias
+
+    def lossy(name, alias, version):
+        if alias == "champion" and str(version) == v2:
+            return None  # acknowledged, never stored
+        return real(name, alias, version)
+
+    monkeypatch.setattr(reg.client, "set_registered_model_alias", lossy)
+    with pytest.raises(TransitionFailed) as info:
+        promote(reg, model_name, v2, "production", config=config, mi=mi)
+    monkeypatch.undo()
+    assert "inconsistent" in str(info.value) and "@champion -> 1" in str(info.value)
+    assert "its changes were undone" in str(info.value) and info.value.exit_code == 5
+    assert _snapshot(reg, model_name) == before
+    assert consistency_problems(read_state(reg, model_name)) == []

@@ -8,20 +8,29 @@ import mlflow
 import mlflow.onnx
 import numpy as np
 import onnx
+import pytest
 
 from sensorops.registry import (
+    ComparisonRow,
+    NotFoundError,
     PromotionConfig,
+    RegistrationFailed,
+    RegistryConfigError,
+    VariantSpec,
     build_variants,
     describe_version,
     lineage_tags,
+    parse_comparison,
     promote,
     read_history,
     read_state,
+    register_variants,
 )
 from sensorops.registry.inspect import ModelRef
 from sensorops.registry.lineage import split_digest
 from sensorops.registry.scoring import onnx_logits
 from sensorops.registry.workflow import register_from_reports
+from tests.registry.registry_helpers import GOOD_TAGS
 
 
 def test_register_sets_lineage_tags_inputs_and_description(reg, mi, register, model_name):
@@ -121,7 +130,7 @@ def test_register_from_reports_registers_export_and_gate_passed_variants(
     training = {"mlflow_child_run_id": "abc123", "model_name": "cnn", "best_val_metric": 0.9}
     out = register_from_reports(
         export_summary,
-        comparison,
+        parse_comparison(comparison),
         dq,
         {"accuracy": 0.99, "macro_f1": 0.98},
         mi,
@@ -145,16 +154,22 @@ def test_register_from_reports_registers_export_and_gate_passed_variants(
 
 def test_build_variants_and_lineage_tags_shapes():
     cfg = PromotionConfig()
-    specs = build_variants(
-        {"onnx_path": "/m/model.onnx"},
-        [
-            {"name": "q", "onnx_path": "/m/q.onnx", "gate_passed": True},
-            {"name": "dup", "onnx_path": "/m/model.onnx", "gate_passed": True},
-        ],
-        None,
-        cfg,
-    )
+    rows = [
+        ComparisonRow("fp32_torch", None, None, False, {"accuracy": 0.9}),
+        ComparisonRow("q", "/m/q.onnx", True, True, {"accuracy": 0.89, "delta_points": -1.0}),
+        ComparisonRow("dup", "/m/model.onnx", True, True),
+        ComparisonRow("p", "/m/p.onnx", False, False),
+    ]
+    specs = build_variants({"onnx_path": "/m/model.onnx"}, rows, None, cfg)
     assert [s.variant for s in specs] == ["fp32", "q"]
+    assert (
+        specs[1].tags["compression.delta_points"] == "-1"
+        and specs[1].tags["compression.gate_passed"] == "true"
+    )
+    off = cfg.model_copy(update={"register_compression_variants": False})
+    assert [s.variant for s in build_variants({"onnx_path": "/m/model.onnx"}, rows, None, off)] == [
+        "fp32"
+    ]
     tags = lineage_tags(
         {"onnx_path": "x", "parity_passed": False},
         {"passed": False, "s": {"t": {"success": False, "action": "fail"}}},
@@ -164,6 +179,76 @@ def test_build_variants_and_lineage_tags_shapes():
         and tags["dq.passed"] == "false"
         and tags["dq.s.t"] == "fail:fail"
     )
+
+
+def test_parse_comparison_takes_only_the_compression_pipeline_shape():
+    rows = parse_comparison(
+        {
+            "reference": "fp32_torch",
+            "gates": {"ptq": 1.0},
+            "registrable": ["q"],
+            "variants": [
+                {"name": "fp32_torch", "onnx_path": None, "accuracy": 0.9, "gate_passed": None,
+                 "registrable": False},
+                {"name": "q", "onnx_path": "/m/q.onnx", "accuracy": 0.89, "gate_passed": True,
+                 "registrable": True},
+                {"name": "old", "onnx_path": "/m/o.onnx", "gate_passed": True},  # no registrable
+            ],
+        }
+    )  # fmt: skip
+    assert rows == [
+        ComparisonRow("fp32_torch", None, None, False, {"accuracy": 0.9}),
+        ComparisonRow("q", "/m/q.onnx", True, True, {"accuracy": 0.89}),
+        ComparisonRow("old", "/m/o.onnx", True, True, {}),
+    ]
+    for bad, needle in [
+        ([{"name": "q", "gate_passed": True}], "got list"),  # a bare list of rows
+        ({"q": {"gate_passed": True}}, "got keys ['q']"),  # {name: row}
+        ({"variants": [{"onnx_path": "/m/q.onnx"}]}, "variants[0] needs a non-empty string 'name'"),
+        ({"variants": [{"name": "q", "gate_passed": "yes"}]}, "'gate_passed' must be true"),
+        ({"variants": [{"name": "q", "registrable": 1}]}, "'registrable' must be true or false"),
+    ]:
+        with pytest.raises(RegistryConfigError) as info:
+            parse_comparison(bad)
+        assert needle in str(info.value) and "rpt_compression_comparison" in str(info.value)
+
+
+def test_failed_variant_deletes_the_versions_this_call_created(
+    reg, mi, onnx_models, register, model_name, config, tmp_path
+):
+    (first,) = register(model_name, "good")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx model")
+    specs = [VariantSpec("good2", str(onnx_models["good2"])), VariantSpec("broken", str(broken))]
+    with pytest.raises(RegistrationFailed) as info:
+        register_variants(specs, mi, model_name, GOOD_TAGS, reg=reg, config=config)
+    message = str(info.value)
+    assert "variant 'broken'" in message and "DecodeError" in message
+    assert "deleted the version(s) ['2'] this call had created" in message
+    assert info.value.exit_code == 5
+    # all or nothing: v2 (good2) is gone, v1 and its history are untouched
+    assert set(read_state(reg, model_name).versions) == {first.version}
+    assert [e["version"] for e in read_history(reg, model_name)] == [first.version]
+
+
+def test_failure_after_register_model_deletes_that_version_and_the_new_model(
+    reg, register, model_name, monkeypatch
+):
+    real = reg.client.update_model_version
+    calls = []
+
+    def flaky(name, version, description=None):
+        calls.append(version)
+        if len(calls) == 2:  # v2 exists already; then the server fails
+            raise RuntimeError("simulated server failure")
+        return real(name, version, description=description)
+
+    monkeypatch.setattr(reg.client, "update_model_version", flaky)
+    with pytest.raises(RegistrationFailed, match=r"deleted the version\(s\) \['1', '2'\]"):
+        register(model_name, "good", "good2")
+    monkeypatch.undo()
+    with pytest.raises(NotFoundError):  # this call created the registered model: gone too
+        read_state(reg, model_name)
 
 
 def test_show_describes_lineage_chain(reg, mi, register, model_name, config):

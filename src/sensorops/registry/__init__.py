@@ -10,6 +10,7 @@ from sensorops.registry.errors import (
     GateRefused,
     LockBusy,
     NotFoundError,
+    RegistrationFailed,
     RegistryConfigError,
     RegistryError,
     ServerUnreachable,
@@ -20,10 +21,12 @@ from sensorops.registry.history import read_history
 from sensorops.registry.inspect import ModelRef, describe_version, list_models, list_versions
 from sensorops.registry.lock import RegistryLease
 from sensorops.registry.register import (
+    ComparisonRow,
     RegisteredVersion,
     VariantSpec,
     build_variants,
     lineage_tags,
+    parse_comparison,
     register_variants,
 )
 from sensorops.registry.transitions import (
@@ -35,9 +38,9 @@ from sensorops.registry.transitions import (
     read_state,
     rollback,
 )
-from sensorops.registry.workflow import register_and_stage
 
 __all__ = [
+    "ComparisonRow",
     "GateConfig",
     "GateRefused",
     "GateReport",
@@ -49,6 +52,7 @@ __all__ = [
     "NotFoundError",
     "PromotionConfig",
     "RegisteredVersion",
+    "RegistrationFailed",
     "Registry",
     "RegistryConfigError",
     "RegistryError",
@@ -64,11 +68,11 @@ __all__ = [
     "lineage_tags",
     "list_models",
     "list_versions",
+    "parse_comparison",
     "production_lineage",
     "promote",
     "read_history",
     "read_state",
-    "register_and_stage",
     "register_variants",
     "resolve_tracking_uri",
     "rollback",

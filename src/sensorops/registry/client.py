@@ -9,56 +9,46 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import urllib.error
-import urllib.request
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from sensorops.registry.errors import NotFoundError, ServerUnreachable
+from sensorops.tracking import TrackingServerUnreachable, check_tracking_uri, default_tracking_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 T = TypeVar("T")
 
 START_HINT = "start one with `make mlflow-server` (or `mlflow server --host 127.0.0.1 --port 5000`)"
 
+_FLUENT_LOCK = threading.RLock()
+"""Held for the whole ``with`` block of :meth:`Registry.fluent` (MLflow's fluent URIs are process-global)."""
+
 
 def resolve_tracking_uri(uri: str | None) -> str:
-    """``uri`` if given, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """``uri`` if given, else :func:`sensorops.tracking.default_tracking_uri` (``$MLFLOW_TRACKING_URI``,
+    else ``sqlite:///<project root>/mlflow.db``, absolute, whatever the working directory)."""
+    return uri or default_tracking_uri()
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Raise :class:`ServerUnreachable` unless the tracking store behind ``uri`` answers.
 
-    ``http(s)://`` URIs must answer ``GET /health``; ``sqlite:///`` files must already exist (we
-    never create an empty registry by accident); other schemes are accepted as they are.
+    ``http(s)://`` URIs are probed by :func:`sensorops.tracking.check_tracking_uri` (``GET /health``;
+    401/403 count as up, an auth-protected server answers); ``sqlite:///`` files must already exist
+    (we never create an empty registry by accident); other schemes are accepted as they are.
     """
     if uri.startswith(("http://", "https://")):
         try:
-            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as resp:
-                if resp.status == 200:
-                    return
-                raise ServerUnreachable(
-                    f"MLflow server at {uri} answered /health with HTTP {resp.status}; {START_HINT}"
-                )
-        except urllib.error.HTTPError as exc:
-            raise ServerUnreachable(
-                f"MLflow server at {uri} answered /health with HTTP {exc.code}; {START_HINT}"
-            ) from exc
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ServerUnreachable(
-                f"MLflow tracking server at {uri} is unreachable ({reason}); {START_HINT}, "
-                "or pass --tracking-uri / set MLFLOW_TRACKING_URI"
-            ) from exc
+            check_tracking_uri(uri, timeout_s=timeout_s)
+        except TrackingServerUnreachable as exc:
+            raise ServerUnreachable(f"{exc} Or pass --tracking-uri.") from exc
     elif uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///") :])
         if not path.exists():
@@ -82,33 +72,44 @@ class Registry:
 
     @contextlib.contextmanager
     def fluent(self) -> Iterator[None]:
-        """Point MLflow's fluent API (``mlflow.onnx.log_model``, ``models:/`` loading) at ``uri``."""
+        """Point MLflow's fluent API (``mlflow.onnx.log_model``, ``models:/`` loading) at ``uri``.
+
+        MLflow keeps the fluent tracking and registry URIs in process-global state, so this block
+        swaps them and restores them on exit. A module-level re-entrant lock is held for the whole
+        ``with`` block: two threads of one process (a threaded Kedro runner, a notebook) cannot
+        swap the URIs under each other; nested blocks in one thread (registration inside a run,
+        the no-regression gate inside a promotion) are fine. Code that calls MLflow's fluent API
+        *without* this block is not serialised by it.
+        """
         import mlflow
 
-        old_tracking, old_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-        if old_tracking == self.uri and old_registry == self.uri:
-            yield
-            return
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_registry_uri(self.uri)
-        try:
-            yield
-        finally:
-            mlflow.set_tracking_uri(old_tracking)
-            mlflow.set_registry_uri(old_registry)
+        with _FLUENT_LOCK:
+            old_tracking, old_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+            if old_tracking == self.uri and old_registry == self.uri:
+                yield
+                return
+            mlflow.set_tracking_uri(self.uri)
+            mlflow.set_registry_uri(self.uri)
+            try:
+                yield
+            finally:
+                mlflow.set_tracking_uri(old_tracking)
+                mlflow.set_registry_uri(old_registry)
 
 
 def connect(uri: str | None = None, check: bool = True) -> Registry:
-    """Connect to ``uri``; ``None`` means ``mlflow.get_tracking_uri()`` (inside a Kedro run: the
-    URI kedro-mlflow configured; otherwise ``$MLFLOW_TRACKING_URI`` or MLflow's default).
+    """Connect to ``uri``; ``None`` means the URI MLflow was pointed at (inside a Kedro run: the
+    one kedro-mlflow configured; or ``$MLFLOW_TRACKING_URI``), else :func:`resolve_tracking_uri`'s
+    ``sqlite:///<project root>/mlflow.db`` (never MLflow's own working-directory default).
 
     Raises:
         ServerUnreachable: the server does not answer or the sqlite file is missing.
     """
     import mlflow
+    from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
 
     if uri is None:
-        uri = mlflow.get_tracking_uri()
+        uri = mlflow.get_tracking_uri() if is_tracking_uri_set() else resolve_tracking_uri(None)
     if check:
         check_reachable(uri)
     return Registry(uri=uri, client=mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri))

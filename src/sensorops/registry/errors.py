@@ -9,6 +9,7 @@ error                     exit code  meaning
 :class:`ServerUnreachable`  3        the tracking server does not answer (or the DB is missing)
 :class:`LockBusy`         4          another promotion holds the model's lease; retry later
 :class:`TransitionFailed` 5          a write failed mid-transition; partial changes were undone
+:class:`RegistrationFailed` 5        registering variants failed; the versions it made were deleted
 ========================  =========  ==========================================================
 """
 
@@ -67,5 +68,11 @@ class LockBusy(RegistryError):
 
 class TransitionFailed(RegistryError):
     """A transition failed part-way; the changes already made were reverted."""
+
+    exit_code = 5
+
+
+class RegistrationFailed(RegistryError):
+    """Registering a set of variants failed part-way; the versions it had created were deleted."""
 
     exit_code = 5

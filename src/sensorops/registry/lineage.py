@@ -11,6 +11,7 @@ import subprocess
 from typing import Any
 
 from sensorops.model_input import ModelInput, split_digest
+from sensorops.tracking import project_root
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +68,17 @@ def dq_tags(summary: dict[str, Any]) -> dict[str, str]:
 
 
 def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
-    """HEAD commit of the git checkout at ``cwd`` (``unknown`` when there is none)."""
+    """HEAD commit of the git checkout at ``cwd`` (default: the project root), else ``unknown``.
+
+    Same ``git rev-parse HEAD`` as the run tag ``sensorops.git_commit`` written by
+    ``sensorops.hooks._git_commit``, run in the same place (the project root, not the working
+    directory). That helper cannot be called from here: ``sensorops.hooks`` imports Kedro, which
+    this package does not; one Kedro-free helper for both is requested from the lead.
+    """
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
-            cwd=cwd,
+            cwd=cwd if cwd is not None else project_root(),
             capture_output=True,
             text=True,
             timeout=10,

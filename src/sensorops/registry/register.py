@@ -3,7 +3,12 @@
 Each version is logged with ``mlflow.onnx.log_model`` (CPU execution provider, signature, input
 example, explicit pip requirements) into the active MLflow run (the ``kedro run``'s) or a new run,
 linked to its input data with ``mlflow.log_input``, registered, tagged and described. New versions
-start in stage ``candidate``.
+start in stage ``candidate``. Registration is all-or-nothing: when one variant fails, the versions
+(and history events) this call created are deleted again before the error is raised.
+
+The compression pipeline's ``rpt_compression_comparison`` JSON is parsed once, at the node
+boundary, into :class:`ComparisonRow` objects (:func:`parse_comparison`); everything after that
+works on the typed rows.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import importlib.metadata
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,8 +29,8 @@ import numpy as np
 from sensorops.model_input import ModelInput
 from sensorops.registry.client import Registry, connect
 from sensorops.registry.config import PromotionConfig
-from sensorops.registry.errors import RegistryConfigError
-from sensorops.registry.history import append_event
+from sensorops.registry.errors import RegistrationFailed, RegistryConfigError
+from sensorops.registry.history import append_event, delete_event
 from sensorops.registry.lineage import (
     KEDRO_RUN_ID_TAG,
     actor,
@@ -41,6 +47,8 @@ from sensorops.registry.stages import STAGE_TAG
 logger = logging.getLogger(__name__)
 
 VARIANT_TAG = "sensorops.variant"
+REGISTRATION_TAG = "sensorops.registration_id"
+"""Version tag naming the :func:`register_variants` call that created the version (for undo)."""
 
 
 @dataclass(frozen=True)
@@ -111,8 +119,8 @@ def _logging_run(reg: Registry, experiment_name: str) -> Iterator[str]:
             yield run.info.run_id
 
 
-def ensure_registered_model(reg: Registry, name: str, description: str = "") -> None:
-    """Create registered model ``name`` unless it exists."""
+def ensure_registered_model(reg: Registry, name: str, description: str = "") -> bool:
+    """Create registered model ``name`` unless it exists; True when this call created it."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -120,6 +128,51 @@ def ensure_registered_model(reg: Registry, name: str, description: str = "") -> 
     except MlflowException as exc:
         if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
             raise
+        return False
+    return True
+
+
+def _undo_registration(
+    reg: Registry,
+    name: str,
+    registration_id: str,
+    versions: list[str],
+    events: list[int],
+    model_created: bool,
+) -> tuple[list[str], list[str]]:
+    """Delete what one failed :func:`register_variants` call created; ``(deleted versions, errors)``.
+
+    Versions are those recorded in ``versions`` plus any version of ``name`` tagged with
+    ``registration_id`` (one whose ``register_model`` call failed after the version was created).
+    The registered model goes too when this call created it and no version is left.
+    """
+    errors: list[str] = []
+    for seq in events:
+        try:
+            delete_event(reg, name, seq)
+        except Exception as exc:  # keep undoing the rest
+            errors.append(f"history event #{seq}: {exc}")
+    targets = list(versions)
+    try:
+        for mv in reg.client.search_model_versions(f"name='{name}'"):
+            if (mv.tags or {}).get(REGISTRATION_TAG) == registration_id:
+                targets.append(str(mv.version))
+    except Exception as exc:
+        errors.append(f"listing versions of {name!r}: {exc}")
+    deleted = []
+    for version in sorted(set(targets), key=int):
+        try:
+            reg.client.delete_model_version(name, version)
+            deleted.append(version)
+        except Exception as exc:
+            errors.append(f"v{version}: {exc}")
+    if model_created and not errors:
+        try:
+            if not reg.client.search_model_versions(f"name='{name}'"):
+                reg.client.delete_registered_model(name)
+        except Exception as exc:
+            errors.append(f"registered model {name!r}: {exc}")
+    return deleted, errors
 
 
 def register_variants(
@@ -149,11 +202,12 @@ def register_variants(
 
     Raises:
         RegistryConfigError: an ONNX file is missing; nothing was registered.
+        RegistrationFailed: a variant could not be scored, logged, registered or recorded; the
+            versions and history events this call had created were deleted again (and the
+            registered model, when this call created it), and the message lists them.
     """
     import mlflow
-    import mlflow.onnx
-    import onnx
-    from mlflow.models import infer_signature
+    import mlflow.data
 
     cfg = config or PromotionConfig()
     reg = reg or connect(None)
@@ -166,90 +220,47 @@ def register_variants(
         return []
     digests = data_digests(mi)
     example = np.ascontiguousarray(mi.X["test"][: min(5, len(mi.X["test"]))], dtype=np.float32)
-    ensure_registered_model(
+    model_created = ensure_registered_model(
         reg,
         name,
         description=f"sensorops classifier over channels {list(mi.channels)} -> classes {list(mi.classes)}",
     )
+    registration_id = uuid.uuid4().hex
     created: list[RegisteredVersion] = []
-    with _logging_run(reg, cfg.experiment_name) as run_id:
-        run = reg.client.get_run(run_id)
-        for split, context in (("train", "training"), ("test", "testing")):
-            ds = mlflow.data.from_numpy(
-                mi.X[split],
-                targets=mi.y[split],
-                name=f"mi_model_input_{split}",
-                digest=digests[f"data.{split}_digest"],
-            )
-            mlflow.log_input(ds, context=context)
-        lineage = {
-            "mlflow.run_id": run_id,
-            "kedro.run_id": run.data.tags.get(KEDRO_RUN_ID_TAG, "none"),
-            "git.commit": git_commit(),
-            "sensorops.version": package_version(),
-            "registered.by": actor(),
-            "registered.at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        for spec in variants:
-            path = Path(spec.onnx_path)
-            model = onnx.load(str(path))
-            model_bytes = model.SerializeToString()
-            logits = onnx_logits(model_bytes, mi.X["test"])
-            scores = score(logits, mi.y["test"])
-            signature = infer_signature(example, onnx_logits(model_bytes, example))
-            info = mlflow.onnx.log_model(
-                model,
-                name=spec.variant,
-                signature=signature,
-                input_example=example,
-                onnx_execution_providers=CPU_PROVIDERS,
-                pip_requirements=_pip_requirements(),
-                save_as_external_data=False,
-            )
-            tags = {
-                **(common_tags or {}),
-                **digests,
-                **lineage,
-                **spec.tags,
-                VARIANT_TAG: spec.variant,
-                STAGE_TAG: "candidate",
-                "onnx.path": str(path),
-                "onnx.sha256": _file_sha256(path),
-                "metric.test_accuracy": f"{scores.accuracy:.6f}",
-                "metric.test_macro_f1": f"{scores.macro_f1:.6f}",
-                "metric.n_test": str(scores.n),
-            }
-            mv = mlflow.register_model(info.model_uri, name, tags=tags)
-            description = (
-                f"{spec.variant} ONNX of {name}: test accuracy {scores.accuracy:.4f}, macro-F1 "
-                f"{scores.macro_f1:.4f} on {scores.n} series (test digest {digests['data.test_digest']}); "
-                f"MLflow run {run_id}, kedro run {lineage['kedro.run_id']}, commit {lineage['git.commit'][:12]}."
-            )
-            reg.client.update_model_version(name, mv.version, description=description)
-            logger.info(
-                "registered %s v%s (%s): accuracy %.4f",
-                name,
-                mv.version,
-                spec.variant,
-                scores.accuracy,
-            )
-            created.append(
-                RegisteredVersion(
-                    name=name,
-                    version=str(mv.version),
-                    variant=spec.variant,
-                    run_id=run_id,
-                    model_uri=info.model_uri,
-                    test_accuracy=scores.accuracy,
-                    test_macro_f1=scores.macro_f1,
+    made: list[str] = []  # version numbers created so far, also the one being tagged
+    events: list[int] = []
+    current = variants[0].variant
+    try:
+        with _logging_run(reg, cfg.experiment_name) as run_id:
+            run = reg.client.get_run(run_id)
+            for split, context in (("train", "training"), ("test", "testing")):
+                ds = mlflow.data.from_numpy(
+                    mi.X[split],
+                    targets=mi.y[split],
+                    name=f"mi_model_input_{split}",
+                    digest=digests[f"data.{split}_digest"],
                 )
-            )
-    with RegistryLease(reg, name, cfg.lock, purpose="record registrations"):
-        for rv in created:
-            append_event(
-                reg,
-                name,
-                {
+                mlflow.log_input(ds, context=context)
+            lineage = {
+                "mlflow.run_id": run_id,
+                "kedro.run_id": run.data.tags.get(KEDRO_RUN_ID_TAG, "none"),
+                "git.commit": git_commit(),
+                "sensorops.version": package_version(),
+                "registered.by": actor(),
+                "registered.at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            for spec in variants:
+                current = spec.variant
+                created.append(
+                    _register_one(reg, spec, mi, name, example, run_id, {
+                        **(common_tags or {}), **digests, **lineage, **spec.tags,
+                        REGISTRATION_TAG: registration_id,
+                    }, made)
+                )  # fmt: skip
+        with RegistryLease(reg, name, cfg.lock, purpose="record registrations"):
+            for rv in created:
+                current = rv.variant
+                event = {
                     "kind": "register",
                     "version": rv.version,
                     "variant": rv.variant,
@@ -259,26 +270,152 @@ def register_variants(
                     "by": lineage["registered.by"],
                     "evidence_run_id": rv.run_id,
                     "reason": "registered",
-                },
-            )
+                }
+                events.append(append_event(reg, name, event))
+    except Exception as exc:
+        deleted, errors = _undo_registration(
+            reg, name, registration_id, made, events, model_created
+        )
+        undone = (
+            f"deleted the version(s) {deleted} this call had created"
+            if deleted
+            else "no version had been created"
+        )
+        if errors:
+            undone += f"; could not undo everything: {errors}"
+        raise RegistrationFailed(
+            f"registering variant {current!r} of {name!r} failed ({type(exc).__name__}: {exc}); "
+            f"registration is all-or-nothing, so {undone}"
+        ) from exc
     return created
 
 
-def _variants_from_comparison(comparison: Any) -> list[dict[str, Any]]:
-    if isinstance(comparison, list):
-        rows = comparison
-    elif isinstance(comparison, dict) and isinstance(comparison.get("variants"), list):
-        rows = comparison["variants"]
-    elif isinstance(comparison, dict):
-        rows = [{"name": k, **v} for k, v in comparison.items() if isinstance(v, dict)]
-    else:
+def _register_one(
+    reg: Registry,
+    spec: VariantSpec,
+    mi: ModelInput,
+    name: str,
+    example: np.ndarray,
+    run_id: str,
+    tags: dict[str, str],
+    made: list[str],
+) -> RegisteredVersion:
+    """Score, log and register one variant in the current run; appends its version to ``made``."""
+    import mlflow
+    import mlflow.onnx
+    import onnx
+    from mlflow.models import infer_signature
+
+    path = Path(spec.onnx_path)
+    model = onnx.load(str(path))
+    model_bytes = model.SerializeToString()
+    scores = score(onnx_logits(model_bytes, mi.X["test"]), mi.y["test"])
+    signature = infer_signature(example, onnx_logits(model_bytes, example))
+    info = mlflow.onnx.log_model(
+        model,
+        name=spec.variant,
+        signature=signature,
+        input_example=example,
+        onnx_execution_providers=CPU_PROVIDERS,
+        pip_requirements=_pip_requirements(),
+        save_as_external_data=False,
+    )
+    tags = {
+        **tags,
+        VARIANT_TAG: spec.variant,
+        STAGE_TAG: "candidate",
+        "onnx.path": str(path),
+        "onnx.sha256": _file_sha256(path),
+        "metric.test_accuracy": f"{scores.accuracy:.6f}",
+        "metric.test_macro_f1": f"{scores.macro_f1:.6f}",
+        "metric.n_test": str(scores.n),
+    }
+    mv = mlflow.register_model(info.model_uri, name, tags=tags)
+    made.append(str(mv.version))
+    description = (
+        f"{spec.variant} ONNX of {name}: test accuracy {scores.accuracy:.4f}, macro-F1 "
+        f"{scores.macro_f1:.4f} on {scores.n} series (test digest {tags['data.test_digest']}); "
+        f"MLflow run {run_id}, kedro run {tags['kedro.run_id']}, commit {tags['git.commit'][:12]}."
+    )
+    reg.client.update_model_version(name, mv.version, description=description)
+    logger.info(
+        "registered %s v%s (%s): accuracy %.4f", name, mv.version, spec.variant, scores.accuracy
+    )
+    return RegisteredVersion(
+        name=name,
+        version=str(mv.version),
+        variant=spec.variant,
+        run_id=run_id,
+        model_uri=info.model_uri,
+        test_accuracy=scores.accuracy,
+        test_macro_f1=scores.macro_f1,
+    )
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One variant row of ``rpt_compression_comparison``, as the promotion pipeline uses it.
+
+    Attributes:
+        name: variant name (``int8_dynamic``, ``pruned_50``...).
+        onnx_path: its ONNX file, or None (the torch reference row has none).
+        gate_passed: the variant's compression gate: True, False, or None (not gated).
+        registrable: the compression pipeline's verdict: gate passed and an ONNX file exists.
+        columns: every other column of the row (accuracy, delta_points, latencies...).
+    """
+
+    name: str
+    onnx_path: str | None
+    gate_passed: bool | None
+    registrable: bool
+    columns: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_comparison(data: Any) -> list[ComparisonRow]:
+    """Parse the ``rpt_compression_comparison`` JSON once, at the node boundary.
+
+    Args:
+        data: the compression pipeline's ``{"reference", "gates", "registrable", "variants":
+            [row, ...]}`` mapping; each row needs ``name`` and may have ``onnx_path``,
+            ``gate_passed`` (bool or null) and ``registrable`` (bool; defaults to "gate passed and
+            has an ONNX file").
+
+    Raises:
+        RegistryConfigError: ``data`` is not that mapping, or a row lacks ``name`` or has a
+            non-boolean ``gate_passed``/``registrable``; the message names the row and the key.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("variants"), list):
+        got = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise RegistryConfigError(
-            "rpt_compression_comparison must be a list of variant rows, {'variants': [...]} or "
-            f"{{name: row}}; got {type(comparison).__name__}"
+            "rpt_compression_comparison must be the compression pipeline's mapping "
+            "{'reference', 'gates', 'registrable', 'variants': [row, ...]}; got "
+            f"{'keys ' if isinstance(data, dict) else ''}{got}"
         )
-    for row in rows:
-        if not isinstance(row, dict) or "name" not in row:
-            raise RegistryConfigError(f"rpt_compression_comparison row needs a 'name'; got {row!r}")
+    rows = []
+    for i, row in enumerate(data["variants"]):
+        if not isinstance(row, dict) or not isinstance(row.get("name"), str) or not row["name"]:
+            raise RegistryConfigError(
+                f"rpt_compression_comparison variants[{i}] needs a non-empty string 'name'; got {row!r}"
+            )
+        gate_passed = row.get("gate_passed")
+        if gate_passed is not None and not isinstance(gate_passed, bool):
+            raise RegistryConfigError(
+                f"rpt_compression_comparison variant {row['name']!r}: 'gate_passed' must be true, "
+                f"false or null; got {gate_passed!r}"
+            )
+        onnx_path = str(row["onnx_path"]) if row.get("onnx_path") else None
+        registrable = row.get("registrable", gate_passed is True and onnx_path is not None)
+        if not isinstance(registrable, bool):
+            raise RegistryConfigError(
+                f"rpt_compression_comparison variant {row['name']!r}: 'registrable' must be true or "
+                f"false; got {registrable!r}"
+            )
+        columns = {
+            k: v
+            for k, v in row.items()
+            if k not in ("name", "onnx_path", "gate_passed", "registrable")
+        }
+        rows.append(ComparisonRow(row["name"], onnx_path, gate_passed, registrable, columns))
     return rows
 
 
@@ -290,16 +427,15 @@ def _identity(path: str) -> str:
 
 def build_variants(
     export_summary: dict[str, Any],
-    compression_comparison: Any,
+    comparison: list[ComparisonRow],
     evaluation: dict[str, Any] | None,
     config: PromotionConfig,
 ) -> list[VariantSpec]:
-    """The base export plus every compression variant whose ``gate_passed`` is true.
+    """The base export plus every compression variant whose gate passed and that is registrable.
 
     Args:
         export_summary: ``mdl_export_summary`` (``onnx_path``, ``parity_passed``, parity numbers...).
-        compression_comparison: ``rpt_compression_comparison`` JSON (rows with ``name``,
-            ``onnx_path``, ``accuracy``, ``gate_passed``...).
+        comparison: ``rpt_compression_comparison`` rows, parsed by :func:`parse_comparison`.
         evaluation: ``rpt_evaluation`` (accuracy, macro_f1...), attached to the base variant.
         config: promotion config (``base_variant``, ``register_compression_variants``).
     """
@@ -309,29 +445,27 @@ def build_variants(
         )
     base_tags = {"compression.gate_passed": "n/a", **scalar_tags("eval", evaluation or {})}
     specs = [VariantSpec(config.base_variant, str(export_summary["onnx_path"]), base_tags)]
-    if config.register_compression_variants and compression_comparison is not None:
-        seen = {_identity(str(export_summary["onnx_path"]))}
-        for row in _variants_from_comparison(compression_comparison):
-            ok = row.get("gate_passed") is True and row.get("registrable", True) is not False
-            if not ok or not row.get("onnx_path"):
-                logger.info(
-                    "not registering variant %s: gate_passed=%s",
-                    row["name"],
-                    row.get("gate_passed"),
-                )
-                continue
-            identity = _identity(str(row["onnx_path"]))
-            if identity in seen:
-                logger.info(
-                    "compression variant %s is the export itself; registered once", row["name"]
-                )
-                continue
-            seen.add(identity)
-            tags = scalar_tags(
-                "compression", {k: v for k, v in row.items() if k not in ("name", "onnx_path")}
+    if not config.register_compression_variants:
+        return specs
+    seen = {_identity(str(export_summary["onnx_path"]))}
+    for row in comparison:
+        if row.gate_passed is not True or not row.registrable or row.onnx_path is None:
+            logger.info(
+                "not registering variant %s: gate_passed=%s, registrable=%s",
+                row.name,
+                row.gate_passed,
+                row.registrable,
             )
-            tags["compression.gate_passed"] = "true"
-            specs.append(VariantSpec(str(row["name"]), str(row["onnx_path"]), tags))
+            continue
+        identity = _identity(row.onnx_path)
+        if identity in seen:
+            logger.info("compression variant %s is the export itself; registered once", row.name)
+            continue
+        seen.add(identity)
+        tags = scalar_tags("compression", row.columns)
+        tags["compression.gate_passed"] = "true"
+        tags["compression.registrable"] = "true"
+        specs.append(VariantSpec(row.name, row.onnx_path, tags))
     return specs
 
 

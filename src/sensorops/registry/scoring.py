@@ -1,4 +1,13 @@
-"""Predicting with registered ONNX models and scoring them on the test split."""
+"""Predicting with registered ONNX models and scoring them on the test split.
+
+Scores come from :func:`sensorops.metrics.scores_from_logits`, the one definition of accuracy and
+macro-F1 in the project, so the registry's no-regression gate and the compression table agree.
+
+:func:`onnx_logits` keeps its own small ONNX Runtime loop rather than
+:mod:`sensorops.modeling.runtime`: importing that module runs ``sensorops.modeling.__init__``,
+which imports torch (about 3 s on every ``sensorops models promote``), and its
+``create_session`` opens a file path whereas registered models arrive as in-memory bytes.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +15,8 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+
+from sensorops.metrics import scores_from_logits
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +62,8 @@ class Scores:
 
     Attributes:
         accuracy: fraction correct in [0, 1].
-        macro_f1: unweighted mean F1 over classes present in ``y`` or predictions, in [0, 1].
+        macro_f1: unweighted mean F1 over **all** ``n_classes`` classes (a class absent from
+            both ``y`` and the predictions counts 0), in [0, 1].
         n: number of series scored.
     """
 
@@ -64,20 +76,15 @@ class Scores:
 
 
 def score(logits: np.ndarray, y: np.ndarray) -> Scores:
-    """Accuracy and macro-F1 of ``argmax(logits)`` against ``y`` (``(n_series,)`` int codes).
+    """Accuracy and macro-F1 of ``argmax(logits)`` (``(n_series, n_classes)``) against ``y``
+    (``(n_series,)`` int codes), by :func:`sensorops.metrics.scores_from_logits`.
 
-    Macro-F1 averages over the classes present in ``y`` or in the predictions (as scikit-learn's
-    ``f1_score(average="macro", zero_division=0)``), computed in numpy to keep the CLI light.
+    Raises:
+        ValueError: the test split is empty, or ``logits`` does not match ``y``.
     """
     if len(y) == 0:
         raise ValueError(
             "cannot score on an empty test split; mi_model_input test split has 0 series"
         )
-    pred = np.argmax(logits, axis=1)
-    y = np.asarray(y)
-    f1s = []
-    for k in np.union1d(y, pred):
-        tp = float(np.sum((pred == k) & (y == k)))
-        denom = float(np.sum(pred == k) + np.sum(y == k))
-        f1s.append(2.0 * tp / denom if denom else 0.0)
-    return Scores(accuracy=float(np.mean(pred == y)), macro_f1=float(np.mean(f1s)), n=len(y))
+    scores = scores_from_logits(np.asarray(y), logits)
+    return Scores(accuracy=scores["accuracy"], macro_f1=scores["macro_f1"], n=len(y))

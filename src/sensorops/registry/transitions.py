@@ -9,7 +9,8 @@ A transition of registered model ``NAME``:
    and audit tags on every version it touches, and one history event; if any write fails the
    snapshot is restored (:class:`TransitionFailed`), so no half-applied transition remains;
 4. checks the invariants (:func:`consistency_problems`: one production version, aliases = stage
-   tags = legacy stages) and releases the lease.
+   tags = legacy stages); a violation also undoes the writes and the history event before
+   :class:`TransitionFailed` is raised; then releases the lease.
 """
 
 from __future__ import annotations
@@ -254,7 +255,7 @@ def _apply(
     reason: str,
     extra_event: dict[str, Any],
 ) -> TransitionResult:
-    """Write one transition; undo everything if a write fails."""
+    """Write one transition; undo everything if a write fails or leaves the registry inconsistent."""
     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     by = actor()
     current = state.versions[version].stage
@@ -304,8 +305,14 @@ def _apply(
     after = read_state(reg, state.name)
     problems = consistency_problems(after, legacy=writer.legacy)
     if problems:
+        undo_errors = writer.rollback()
+        try:
+            delete_event(reg, state.name, seq)
+        except Exception as exc:  # report it with the other undo errors
+            undo_errors.append(f"history event #{seq}: {exc}")
+        detail = f"; undo errors: {undo_errors}" if undo_errors else "; its changes were undone"
         raise TransitionFailed(
-            f"registry inconsistent after {kind} of {state.name} v{version}: {problems}"
+            f"registry inconsistent after {kind} of {state.name} v{version}: {problems}{detail}"
         )
     return TransitionResult(
         name=state.name,

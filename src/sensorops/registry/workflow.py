@@ -13,7 +13,12 @@ from sensorops.model_input import ModelInput
 from sensorops.registry.client import Registry, connect
 from sensorops.registry.config import PromotionConfig
 from sensorops.registry.errors import GateRefused, RegistryConfigError
-from sensorops.registry.register import build_variants, lineage_tags, register_variants
+from sensorops.registry.register import (
+    ComparisonRow,
+    build_variants,
+    lineage_tags,
+    register_variants,
+)
 from sensorops.registry.transitions import promote, read_state
 
 logger = logging.getLogger(__name__)
@@ -21,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 def register_from_reports(
     export_summary: dict[str, Any],
-    compression_comparison: Any,
+    comparison: list[ComparisonRow],
     dq_summary: dict[str, Any],
     evaluation: dict[str, Any] | None,
     mi: ModelInput,
@@ -31,11 +36,15 @@ def register_from_reports(
 ) -> dict[str, Any]:
     """Register the parity-checked export and every compression variant whose gate passed.
 
+    ``comparison`` is ``rpt_compression_comparison`` parsed by
+    :func:`~sensorops.registry.register.parse_comparison`. All or nothing: see
+    :func:`~sensorops.registry.register.register_variants`.
+
     Returns:
         ``{"model_name": str, "tracking_uri": str, "versions": [RegisteredVersion.to_dict(), ...]}``.
     """
     reg = reg or connect(None)
-    specs = build_variants(export_summary, compression_comparison, evaluation, config)
+    specs = build_variants(export_summary, comparison, evaluation, config)
     common = lineage_tags(export_summary, dq_summary, training_summary)
     created = register_variants(specs, mi, config.model_name, common, reg=reg, config=config)
     return {
@@ -93,28 +102,3 @@ def stage_registered(
         v: s.stage for v, s in sorted(state.versions.items(), key=lambda kv: int(kv[0]))
     }
     return report
-
-
-def register_and_stage(
-    export_summary: dict[str, Any],
-    compression_comparison: Any,
-    dq_summary: dict[str, Any],
-    evaluation: dict[str, Any] | None,
-    mi: ModelInput,
-    config: PromotionConfig,
-    training_summary: dict[str, Any] | None = None,
-    reg: Registry | None = None,
-) -> dict[str, Any]:
-    """:func:`register_from_reports` then :func:`stage_registered`; returns the promotion report."""
-    reg = reg or connect(None)
-    registered = register_from_reports(
-        export_summary,
-        compression_comparison,
-        dq_summary,
-        evaluation,
-        mi,
-        config,
-        training_summary,
-        reg,
-    )
-    return stage_registered(registered, mi, config, reg)

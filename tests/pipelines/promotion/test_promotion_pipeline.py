@@ -154,3 +154,20 @@ def test_refusal_is_reported_or_fails_the_run(inputs, active_run, mlflow_server)
     assert report["aliases"] == {} and report["stages"] == {"1": "candidate"}
     with pytest.raises(GateRefused, match="data_quality"):
         _run(bad_dq, {**params, "fail_on_refusal": True})
+
+
+def test_register_node_parses_the_comparison_once_and_rejects_other_shapes(inputs):
+    from sensorops.pipelines.promotion.nodes import register_models
+    from sensorops.registry import RegistryConfigError
+
+    rows = inputs["rpt_compression_comparison"]["variants"]
+    with pytest.raises(RegistryConfigError, match="rpt_compression_comparison must be"):
+        register_models(
+            inputs["mdl_export_summary"],
+            rows,  # a bare list of rows is not what the compression pipeline writes
+            inputs["rpt_dq_summary"],
+            inputs["rpt_evaluation"],
+            inputs["mdl_training_summary"],
+            inputs["mi_model_input"],
+            {"model_name": "never-registered"},
+        )

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from sensorops.model_input import ModelInput
-from sensorops.registry import PromotionConfig
+from sensorops.registry import PromotionConfig, parse_comparison
 from sensorops.registry.workflow import register_from_reports, stage_registered
 
 
 def register_models(
     export_summary: dict[str, Any],
-    compression_comparison: Any,
+    compression_comparison: dict[str, Any],
     dq_summary: dict[str, Any],
     evaluation: dict[str, Any],
     training_summary: dict[str, Any],
@@ -23,11 +23,13 @@ def register_models(
     Returns:
         ``{"model_name", "tracking_uri", "versions": [{name, version, variant, run_id, model_uri,
         test_accuracy, test_macro_f1}, ...]}``; every version starts in stage ``candidate``.
+        All or nothing: when one variant fails, the versions made so far are deleted again.
     """
     config = PromotionConfig.from_params(params)
+    comparison = parse_comparison(compression_comparison)
     return register_from_reports(
         export_summary,
-        compression_comparison,
+        comparison,
         dq_summary,
         evaluation,
         model_input,
