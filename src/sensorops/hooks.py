@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from kedro.pipeline import Node
 import sensorops
 from sensorops.config_validation import check_parameters
 from sensorops.data_stats import describe_data
-from sensorops.tracking import check_tracking_uri, default_tracking_uri
+from sensorops.tracking import check_tracking_uri, default_tracking_uri, git_commit
 
 logger = logging.getLogger(__name__)
 
@@ -41,25 +40,6 @@ class MlflowConfigError(ValueError):
 
 class MissingUpstreamOutputError(RuntimeError):
     """A pipeline's input does not exist yet; another pipeline produces it."""
-
-
-def _git_commit(path: Path) -> tuple[str | None, bool]:
-    """(HEAD commit, dirty flag) of the checkout at ``path``, or (None, False) outside git."""
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None, False
-    return commit or None, bool(dirty)
 
 
 class ProjectConfigHooks:
@@ -174,7 +154,7 @@ class NodeTrackingHooks:
             "sensorops.env": str(run_params.get("env") or "local"),
             "sensorops.version": sensorops.__version__,
         }
-        commit, dirty = _git_commit(self._project_path or Path.cwd())
+        commit, dirty = git_commit(self._project_path or Path.cwd())
         if commit:
             tags.update({"sensorops.git_commit": commit, "mlflow.source.git.commit": commit})
             tags["sensorops.git_dirty"] = str(dirty).lower()

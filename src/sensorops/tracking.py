@@ -6,6 +6,7 @@ Kedro-free helpers used by the project hooks, the CLI and the training launcher.
 from __future__ import annotations
 
 import os
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -64,3 +65,19 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
         f"(serves http://127.0.0.1:5000), point MLFLOW_TRACKING_URI at a running server, or unset "
         f"MLFLOW_TRACKING_URI to use the embedded store sqlite:///{embedded_db()}."
     )
+
+
+def git_commit(path: Path) -> tuple[str | None, bool]:
+    """(HEAD commit, dirty flag) of the git checkout at ``path``; ``(None, False)`` outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None, False
+    return commit or None, bool(dirty)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sensorops.registry.errors import NotFoundError, ServerUnreachable
 from sensorops.tracking import TrackingServerUnreachable, check_tracking_uri, default_tracking_uri
@@ -84,17 +85,44 @@ class Registry:
         import mlflow
 
         with _FLUENT_LOCK:
-            old_tracking, old_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-            if old_tracking == self.uri and old_registry == self.uri:
+            if mlflow.get_tracking_uri() == self.uri and mlflow.get_registry_uri() == self.uri:
                 yield
                 return
+            saved = _save_fluent_state()
             mlflow.set_tracking_uri(self.uri)
             mlflow.set_registry_uri(self.uri)
             try:
                 yield
             finally:
-                mlflow.set_tracking_uri(old_tracking)
-                mlflow.set_registry_uri(old_registry)
+                _restore_fluent_state(saved)
+
+
+_URI_ENV_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def _save_fluent_state() -> tuple[Any, Any, dict[str, str | None]]:
+    """MLflow's fluent URIs exactly as they are, unset ones included.
+
+    ``set_tracking_uri``/``set_registry_uri`` also export ``MLFLOW_*_URI`` to ``os.environ`` (and so
+    to every subprocess); restoring with them would pin a URI that was only a default before.
+    """
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
+    env = {name: os.environ.get(name) for name in _URI_ENV_VARS}
+    return tracking_utils._tracking_uri, registry_utils._registry_uri, env
+
+
+def _restore_fluent_state(saved: tuple[Any, Any, dict[str, str | None]]) -> None:
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
+    tracking_utils._tracking_uri, registry_utils._registry_uri, env = saved
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def connect(uri: str | None = None, check: bool = True) -> Registry:

@@ -88,15 +88,26 @@ def data_quality_gate(tags: dict[str, str]) -> GateResult:
     )
     warned = sorted(k for k, v in tags.items() if k.startswith("dq.") and v.startswith("fail:warn"))
     recorded = tags.get("dq.passed")
-    ok = recorded == "true" and not failing
+    stale = sorted(
+        split
+        for split in ("train", "val", "test")
+        if f"dq.validated_{split}_digest" in tags
+        and tags[f"dq.validated_{split}_digest"] != tags.get(f"data.{split}_digest")
+    )
+    ok = recorded == "true" and not failing and not stale
     if recorded is None:
         msg = "no data-quality result was recorded on this version (tag dq.passed missing)"
+    elif stale:
+        msg = f"the data-quality results were made from other data than this version's ({stale} digests differ)"
     elif ok:
         msg = "data-quality tiers passed" + (f" (warnings: {warned})" if warned else "")
     else:
         msg = f"data quality did not pass: dq.passed={recorded}, failing tiers {failing}"
     return GateResult(
-        "data_quality", ok, msg, {"dq.passed": recorded, "failing": failing, "warnings": warned}
+        "data_quality",
+        ok,
+        msg,
+        {"dq.passed": recorded, "failing": failing, "warnings": warned, "stale_splits": stale},
     )
 
 

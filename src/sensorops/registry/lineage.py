@@ -7,10 +7,11 @@ import importlib.metadata
 import logging
 import os
 import socket
-import subprocess
+from pathlib import Path
 from typing import Any
 
 from sensorops.model_input import ModelInput, split_digest
+from sensorops.tracking import git_commit as tracking_git_commit
 from sensorops.tracking import project_root
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ def dq_tiers(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def dq_tags(summary: dict[str, Any]) -> dict[str, str]:
     """Version tags for the DQ results: ``dq.passed`` and ``dq.<stage>.<tier>`` = ``pass``/``fail:<action>``."""
     tags = {"dq.passed": str(bool(summary.get("passed", False))).lower()}
+    for split, digest in (summary.get("model_input_digests") or {}).items():
+        tags[f"dq.validated_{split}_digest"] = str(digest)
     for path, tier in dq_tiers(summary).items():
         status = "pass" if tier["success"] else f"fail:{tier.get('action', 'fail')}"
         counts = [f"{k}={tier[k]}" for k in ("evaluated", "failed") if k in tier]
@@ -70,23 +73,10 @@ def dq_tags(summary: dict[str, Any]) -> dict[str, str]:
 def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
     """HEAD commit of the git checkout at ``cwd`` (default: the project root), else ``unknown``.
 
-    Same ``git rev-parse HEAD`` as the run tag ``sensorops.git_commit`` written by
-    ``sensorops.hooks._git_commit``, run in the same place (the project root, not the working
-    directory). That helper cannot be called from here: ``sensorops.hooks`` imports Kedro, which
-    this package does not; one Kedro-free helper for both is requested from the lead.
+    The same helper writes the run tag ``sensorops.git_commit`` (:func:`sensorops.tracking.git_commit`).
     """
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=cwd if cwd is not None else project_root(),
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+    commit, _ = tracking_git_commit(Path(cwd) if cwd is not None else project_root())
+    return commit or "unknown"
 
 
 def package_version() -> str:

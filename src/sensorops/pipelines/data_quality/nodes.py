@@ -52,7 +52,10 @@ def report_data_quality(
     docs = dq_report.data_docs_dir(results)
     if docs is None:
         raise ValueError("no data-quality stage built Data Docs (are both stages disabled?)")
-    summary = {**dq_report.summary(results), "model_input_digests": model_input_digests(mi_model_input)}
+    summary = {
+        **dq_report.summary(results),
+        "model_input_digests": model_input_digests(mi_model_input),
+    }
     return (
         summary,
         dq_report.validation_report(results),
