@@ -49,7 +49,9 @@ def test_failed_parquet_save_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_csv_and_single_figure(tmp_path: Path) -> None:
-    CSVDataset(filepath=str(tmp_path / "t.csv"), save_args={"index": False}).save(pd.DataFrame({"x": [1, 2]}))
+    CSVDataset(filepath=str(tmp_path / "t.csv"), save_args={"index": False}).save(
+        pd.DataFrame({"x": [1, 2]})
+    )
     assert (tmp_path / "t.csv").read_text().splitlines() == ["x", "1", "2"]
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])

@@ -22,7 +22,9 @@ def test_equal_to_sklearn_on_random_labels() -> None:
 
 def test_absent_class_counts_as_zero() -> None:
     # 3 classes, class 2 neither in truth nor predicted: macro over all 3 -> (1 + 1 + 0) / 3
-    assert classification_scores(np.array([0, 1]), np.array([0, 1]), 3)["macro_f1"] == pytest.approx(2 / 3)
+    assert classification_scores(np.array([0, 1]), np.array([0, 1]), 3)[
+        "macro_f1"
+    ] == pytest.approx(2 / 3)
 
 
 def test_logits_and_bad_codes() -> None:
