@@ -131,11 +131,13 @@ def _isolate_mlflow_state() -> Iterator[None]:
     import mlflow.tracking._tracking_service.utils as tracking_utils
 
     saved_env = {name: os.environ.get(name) for name in MLFLOW_ENV_VARS}
+    saved_cwd = os.getcwd()  # an in-process Kedro session moves to its project root
     saved_tracking = tracking_utils._tracking_uri
     saved_registry = registry_utils._registry_uri
     yield
     while mlflow.active_run() is not None:
         mlflow.end_run()
+    os.chdir(saved_cwd)
     tracking_utils._tracking_uri = saved_tracking
     registry_utils._registry_uri = saved_registry
     for name, value in saved_env.items():

@@ -68,13 +68,14 @@ def test_staging_version_traces_back_to_data(e2e: dict[str, Any]) -> None:
         assert tags[f"data.{split}_digest"] == split_digest(mi, split), split
     parent = e2e["parents"][0]
     assert version.run_id == parent.info.run_id
-    assert tags.get("lineage.kedro_run_id") or any("kedro_run_id" in k for k in tags), sorted(tags)
-    training_child = [
+    assert tags["kedro.run_id"] == parent.data.tags["sensorops.kedro_run_id"]
+    children = [
         r for r in e2e["runs"] if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
     ]
-    assert any(training_child[0].info.run_id in v for v in tags.values()), (
-        "no tag names the training run"
-    )
+    assert tags["training.mlflow_child_run_id"] == children[0].info.run_id
+    assert tags["dq.passed"] == "true" and tags["parity.passed"] == "true"
+    for split in ("train", "val", "test"):
+        assert tags[f"dq.validated_{split}_digest"] == tags[f"data.{split}_digest"]
 
 
 def test_every_pipeline_wrote_its_reports(e2e: dict[str, Any]) -> None:
