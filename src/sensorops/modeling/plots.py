@@ -56,21 +56,25 @@ def compression_tradeoffs_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
         panels.append((lat_ax, f"p50_ms_b{batch}", f"p50 latency, batch {batch} (ms)"))
     else:
         lat_ax.text(0.5, 0.5, "no latency measured", ha="center", va="center")
+    colors = matplotlib.colormaps["tab10"]
     for ax, key, label in panels:
-        for row in rows:
+        for i, row in enumerate(rows):
             x = float(row[key]) / (1024.0 if key == "size_bytes" else 1.0)
             failed = row.get("gate_passed") is False
-            ax.scatter(x, float(row["accuracy"]), marker="x" if failed else "o", s=40)
-            ax.annotate(
-                str(row["name"]),
-                (x, float(row["accuracy"])),
-                textcoords="offset points",
-                xytext=(4, 4),
-                fontsize="small",
+            ax.scatter(
+                x,
+                float(row["accuracy"]),
+                marker="x" if failed else "o",
+                s=50,
+                color=colors(i % 10),
+                label=str(row["name"]) + (" (gate failed)" if failed else ""),
             )
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     size_ax.set_ylabel("test accuracy (higher is better)")
+    # a legend instead of point labels: variants often sit on top of each other
+    fig.legend(*size_ax.get_legend_handles_labels(), loc="center right", fontsize="small")
+    fig.subplots_adjust(right=0.78)
     fig.suptitle("compression trade-offs (x = failed its accuracy gate)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.78, 1))
     return fig
