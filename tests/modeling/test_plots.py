@@ -29,7 +29,8 @@ def test_points_per_variant_and_failed_gates_marked() -> None:
     assert [c.get_offsets().tolist() for c in size_ax.collections] == [[[4.0, 0.9]], [[1.0, 0.88]]]
     assert [c.get_offsets().tolist() for c in lat_ax.collections] == [[[1.0, 0.9]], [[0.5, 0.88]]]
     assert lat_ax.get_xlabel() == "p50 latency, batch 1 (ms)"
-    assert [t.get_text() for t in size_ax.texts] == ["fp32_torch", "int8_dynamic"]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["fp32_torch", "int8_dynamic (gate failed)"]
     # gate failure drawn with another marker than a pass
     paths = [c.get_paths()[0].vertices.tolist() for c in size_ax.collections]
     assert paths[0] != paths[1]
