@@ -181,6 +181,24 @@ def test_fitted_things_ignore_val_and_test_data(tiny_run: Path) -> None:
     assert not np.array_equal(ma.X["test"], mb.X["test"])  # the change did reach val/test
 
 
+def test_primary_table_keeps_the_users_time_stamps(tiny_run: Path) -> None:
+    """Repair does not renumber ``t``: timestamps (or any steps) survive into ``prm_sensor_clean``."""
+    long = pd.read_parquet(tiny_run / "data/02_intermediate/sensor_long.parquet")
+    stamped = long.copy()
+    step = stamped.groupby("series_id").cumcount()
+    stamped["t"] = pd.Timestamp("2026-01-01") + pd.to_timedelta(step * 250 + 7, unit="ms")
+    clean, _, report, _ = handle_outliers(stamped, tiny_params()["outliers"])
+    kept = set(clean["series_id"])
+    assert kept <= set(stamped["series_id"]) and len(kept) > 0
+    expected = stamped[stamped["series_id"].isin(kept)].sort_values(["series_id", "t"])
+    merged = clean.merge(
+        expected[["series_id", "t"]], on=["series_id", "t"], how="left", indicator=True
+    )
+    assert (merged["_merge"] == "both").all()
+    assert pd.api.types.is_datetime64_any_dtype(clean["t"])
+    assert len(clean) == len(expected)
+
+
 def test_basicmotions_default_parameters(tmp_path: Path) -> None:
     params = copy.deepcopy(base_params())
     params["ablation"]["enabled"] = False

@@ -89,7 +89,39 @@ def handle_outliers(
         "nans_filled": int(report["nans_filled"].sum()),
     }
     model = {"config": cfg.model_dump(), "filter": filt}
-    return series_to_long(result.series), model, report, summary
+    return (
+        _with_original_steps(series_to_long(result.series), int_sensor_long),
+        model,
+        report,
+        summary,
+    )
+
+
+def _with_original_steps(clean: pd.DataFrame, original: pd.DataFrame) -> pd.DataFrame:
+    """Put the user's own ``t`` (timestamps or steps) back on the repaired table.
+
+    Repair keeps every series' length and order, so the kept series' ``t`` values are the
+    original ones in (series_id, t) order; ``series_to_long`` numbers them 0..L-1 instead.
+    """
+    ordered = original.sort_values(["series_id", "t"], kind="stable")
+    steps = {
+        str(sid): group.to_numpy() for sid, group in ordered.groupby("series_id", sort=False)["t"]
+    }
+    parts = []
+    for sid, group in clean.groupby("series_id", sort=False)["t"]:
+        original_t = steps.get(str(sid))
+        if original_t is None or len(original_t) != len(group):
+            raise ValueError(
+                f"series {sid!r}: outlier handling changed its length ({len(group)} vs "
+                f"{0 if original_t is None else len(original_t)} original steps)"
+            )
+        parts.append(original_t)
+    out = clean.copy()
+    if parts:
+        out["t"] = np.concatenate(parts)
+    else:
+        out["t"] = original["t"].iloc[:0].to_numpy()
+    return out
 
 
 def align_series(
