@@ -75,8 +75,11 @@ def kill_process_tree(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> N
     proc.wait(timeout=timeout)
 
 
-def start_mlflow_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
-    """Start a lean ``mlflow server`` on 127.0.0.1:``port`` storing everything under ``workdir``."""
+def start_mlflow_server(workdir: Path, port: int, log: Any) -> subprocess.Popen[bytes]:
+    """Start a lean ``mlflow server`` on 127.0.0.1:``port`` storing everything under ``workdir``.
+
+    ``log`` is an open binary file that receives the server's stdout and stderr.
+    """
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     env.pop("MLFLOW_TRACKING_URI", None)
     cmd = [
@@ -85,7 +88,6 @@ def start_mlflow_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
         "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
         "--artifacts-destination", str(workdir / "artifacts"),
     ]  # fmt: skip
-    log = open(workdir / "server.log", "wb")
     return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -152,13 +154,14 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URI (``http://127.0.0.1:PORT``) of a real MLflow tracking server for this test session."""
     workdir = tmp_path_factory.mktemp("mlflow_server")
     port = free_port()
-    proc = start_mlflow_server(workdir, port)
     uri = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(uri, proc, workdir / "server.log")
-        yield uri
-    finally:
-        kill_process_tree(proc)
+    with open(workdir / "server.log", "wb") as log:
+        proc = start_mlflow_server(workdir, port, log)
+        try:
+            wait_healthy(uri, proc, workdir / "server.log")
+            yield uri
+        finally:
+            kill_process_tree(proc)
 
 
 @pytest.fixture(scope="session")

@@ -16,19 +16,9 @@ from sensorops.pipelines.ingestion import pipeline as ingestion
 from sensorops.pipelines.promotion import pipeline as promotion
 from sensorops.pipelines.training import pipeline as training
 
-# Execution order of the end-to-end workflow (Kedro orders nodes by their data dependencies).
-PIPELINE_ORDER: tuple[str, ...] = (
-    "ingestion",
-    "data_quality",
-    "training",
-    "compression",
-    "export",
-    "promotion",
-)
-
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Every pipeline by name, plus ``__default__`` = all of them."""
+    """Every pipeline by name (in workflow order), plus ``__default__`` = all of them."""
     pipelines = {
         "ingestion": ingestion.create_pipeline(),
         "data_quality": data_quality.create_pipeline(),
@@ -37,5 +27,5 @@ def register_pipelines() -> dict[str, Pipeline]:
         "export": export.create_pipeline(),
         "promotion": promotion.create_pipeline(),
     }
-    pipelines["__default__"] = sum((pipelines[name] for name in PIPELINE_ORDER), Pipeline([]))
+    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     return pipelines

@@ -197,13 +197,7 @@ class _Context:
         out: dict[str, float] = {}
         for b in lat.batch_sizes:
             stats = measure_ort_latency(session, self.X_eval, b, lat.n_warmup, lat.n_iter)
-            out.update(
-                {
-                    f"p50_ms_b{b}": stats.p50_ms,
-                    f"p99_ms_b{b}": stats.p99_ms,
-                    f"throughput_b{b}": stats.throughput,
-                }
-            )
+            out.update(_latency_columns(stats, b))
         return out
 
     def latency_torch(self, model: nn.Module) -> dict[str, float]:
@@ -212,13 +206,7 @@ class _Context:
         with _torch_threads(lat.threads):
             for b in lat.batch_sizes:
                 stats = measure_torch_latency(model, self.X_eval, b, lat.n_warmup, lat.n_iter)
-                out.update(
-                    {
-                        f"p50_ms_b{b}": stats.p50_ms,
-                        f"p99_ms_b{b}": stats.p99_ms,
-                        f"throughput_b{b}": stats.throughput,
-                    }
-                )
+                out.update(_latency_columns(stats, b))
         return out
 
     def onnx_result(
@@ -434,3 +422,12 @@ def compress_checkpoint(
     if failed:
         logger.warning("variants that failed their gate (never registrable): %s", failed)
     return table
+
+
+def _latency_columns(stats: Any, batch: int) -> dict[str, float]:
+    """The comparison-table columns of one latency measurement at ``batch``."""
+    return {
+        f"p50_ms_b{batch}": stats.p50_ms,
+        f"p99_ms_b{batch}": stats.p99_ms,
+        f"throughput_b{batch}": stats.throughput,
+    }
