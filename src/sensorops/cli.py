@@ -135,27 +135,15 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _project_promotion_params(env: str | None) -> dict[str, Any]:
     """The ``promotion`` parameters of the project, ``conf/base`` soft-merged with ``conf/<env>``.
 
     ``env`` None means ``$KEDRO_ENV``, else ``local``; a missing ``conf/local`` is skipped (it
-    is git-ignored), any other missing environment is an error. Loader settings mirror
-    ``CONFIG_LOADER_ARGS`` in ``sensorops/settings.py`` (not imported: it imports Kedro's
-    framework, which configures logging).
+    is git-ignored), any other missing environment is an error. The loader is the project's one
+    parameter loader (:func:`sensorops.config_validation.load_project_parameters`), with the
+    settings ``settings.py`` gives ``kedro run``.
     """
-    import warnings
-
-    from kedro.config import MissingConfigException, OmegaConfigLoader
+    from sensorops.config_validation import ConfigError, load_project_parameters
 
     conf = _project_path(DEFAULT_CONF)
     explicit = env is not None or bool(os.environ.get("KEDRO_ENV"))
@@ -173,22 +161,9 @@ def _project_promotion_params(env: str | None) -> dict[str, Any]:
             )
         env = BASE_ENV  # only conf/base: the loader then reads it once
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # omegaconf resolver deprecation noise
-            loader = OmegaConfigLoader(
-                conf_source=str(conf),
-                env=env,
-                base_env=BASE_ENV,
-                default_run_env=DEFAULT_ENV,
-                merge_strategy={"parameters": "soft"},
-            )
-            params = loader["parameters"]
-    except MissingConfigException:
-        return {}
-    except Exception as exc:  # YAML errors, duplicate keys
-        raise RegistryConfigError(
-            f"cannot read the parameters in {conf} (env {env}): {exc}"
-        ) from exc
+        params = load_project_parameters(conf, env)
+    except ConfigError as exc:
+        raise RegistryConfigError(str(exc)) from exc
     promotion = params.get("promotion", {})
     if not isinstance(promotion, dict):
         raise RegistryConfigError(
@@ -207,6 +182,7 @@ def _config(
     then ``--margin-points``."""
     import yaml
 
+    from sensorops.config_validation import deep_merge
     from sensorops.registry.config import PromotionConfig
 
     raw = _project_promotion_params(env)
@@ -219,7 +195,7 @@ def _config(
             raise RegistryConfigError(
                 f"--params {path} must hold a mapping under the key 'promotion'"
             )
-        raw = _deep_merge(raw, loaded.get("promotion", {}))
+        raw = deep_merge(raw, loaded.get("promotion", {}))
     if margin is not None:
         key = "production_margin_points" if target == "production" else "staging_margin_points"
         raw["gates"] = {**raw.get("gates", {}), key: margin}

@@ -13,6 +13,7 @@ import os
 
 from kedro.config import OmegaConfigLoader
 
+from sensorops.config_validation import CONFIG_LOADER_ARGS as _SHARED_LOADER_ARGS
 from sensorops.hooks import NodeTrackingHooks, ProjectConfigHooks
 from sensorops.tracking import default_tracking_uri
 
@@ -24,10 +25,8 @@ HOOKS = (ProjectConfigHooks(), NodeTrackingHooks())
 DISABLE_HOOKS_FOR_PLUGINS: tuple[str, ...] = ("kedro-telemetry", "kedro_telemetry")
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
+# The one loader policy (base/local envs, soft merge), shared with the CLI's parameter loader.
 CONFIG_LOADER_ARGS = {
-    "base_env": "base",
-    "default_run_env": "local",
-    # conf/test, conf/gpu and conf/local override only the keys they name (deep merge), not whole blocks.
-    "merge_strategy": {"parameters": "soft", "mlflow": "soft"},
+    **_SHARED_LOADER_ARGS,
     "custom_resolvers": {"sensorops.tracking_uri": default_tracking_uri},
 }

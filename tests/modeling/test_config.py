@@ -28,7 +28,7 @@ def test_defaults_match_the_issue() -> None:
         (
             ExportConfig,
             {"parity": {"tol": 1}},
-            r"export.parity.tol: unknown key; valid keys are \['atol'",
+            r"export.parity.tol is not a known key; valid keys are \['atol'",
         ),
         (ExportConfig, {"parity": {"batch_sizes": [4]}}, r"at least two distinct batch sizes"),
         (CompressionConfig, {"variants": ["fp32_torch", "int3"]}, r"got unknown \['int3'\]"),
@@ -41,7 +41,7 @@ def test_defaults_match_the_issue() -> None:
         (
             CompressionConfig,
             {"gates": {"ptq": 1.0}},
-            r"compression.gates.ptq: unknown key; valid keys are",
+            r"compression.gates.ptq is not a known key; valid keys are",
         ),
         (CompressionConfig, {"structured": {"amount": 1.2}}, r"compression.structured.amount"),
     ],

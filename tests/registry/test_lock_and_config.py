@@ -81,7 +81,7 @@ def test_busy_lease_times_out_and_expired_lease_is_taken_over(mlflow_server, mod
 def test_config_errors_name_key_and_options():
     with pytest.raises(
         RegistryConfigError,
-        match=r"promotion\.gates\.regression_metric: Input should be 'accuracy' or 'macro_f1'; got 'auc'",
+        match=r"promotion\.gates\.regression_metric must be one of \['accuracy', 'macro_f1'\]; got 'auc'",
     ):
         PromotionConfig.from_params({"gates": {"regression_metric": "auc"}})
     with pytest.raises(

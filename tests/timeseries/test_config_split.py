@@ -30,12 +30,13 @@ def test_literal_error_lists_options() -> None:
         parse_config(AlignmentConfig, {"dtw": {"window": "sakoe-chiba"}}, "ingestion.alignment")
     assert str(info.value) == (
         "ingestion.alignment.dtw.window must be one of ['none', 'sakoe_chiba', 'itakura']; got 'sakoe-chiba'"
+        "; did you mean 'sakoe_chiba'?"
     )
 
 
 def test_unknown_key_is_an_error() -> None:
     with pytest.raises(
-        IngestionConfigError, match=r"ingestion.outliers.contamnation is not a valid key"
+        IngestionConfigError, match=r"ingestion.outliers.contamnation is not a known key"
     ):
         parse_config(OutlierConfig, {"contamnation": 0.1}, "ingestion.outliers")
 

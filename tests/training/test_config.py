@@ -22,7 +22,7 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
         ),
         (
             {"optimzer": {}},
-            r"unknown key\(s\) \['optimzer'\]; valid keys are \['model', 'data', 'optimizer'",
+            r"training\.trainer\.optimzer is not a known key; valid keys are \['model', 'data', 'optimizer'",
         ),
         ({"optimizer": {"lr": -1}}, r"training\.trainer\.optimizer\.lr must be > 0"),
         (

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from sensorops.modeling.errors import ModelingError
+from sensorops.config_validation import StrictModel, parse
+from sensorops.modeling.errors import ModelingConfigError
 
 #: Opsets the dynamo exporter (torch 2.13) emits and ONNX Runtime 1.31+ runs.
 SUPPORTED_OPSETS: tuple[int, ...] = (18, 19, 20, 21, 22, 23)
@@ -41,8 +42,7 @@ VARIANT_GATE: dict[str, str] = {
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 class RuntimeConfig(_Strict):
@@ -231,31 +231,9 @@ def parse_config(model: type[_Model], data: dict[str, Any] | None, section: str)
     """Validate ``data`` (a Kedro params dict) into ``model``; errors name ``section.key``.
 
     Raises:
-        ModelingError: one line per problem, e.g.
-            ``"export.opset: must be one of [18, ...]; got 12"`` or
-            ``"export.parity.tol: unknown key; valid keys are ['atol', 'batch_sizes', 'max_series']"``.
+        ModelingConfigError: (a :class:`ModelingError` and a
+            :class:`~sensorops.config_validation.ConfigError`) one sentence per problem in the
+            template of :func:`sensorops.config_validation.parse`, e.g.
+            ``"export.parity.tol is not a known key; valid keys are ['atol', ...]; did you mean 'atol'?"``.
     """
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ModelingError(f"{section} must be a mapping; got {type(data).__name__}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in (section, *err["loc"]))
-            if err["type"] == "extra_forbidden":
-                owner: type[BaseModel] = model
-                for part in err["loc"][:-1]:
-                    ann = owner.model_fields.get(str(part))
-                    if ann is None or not isinstance(ann.annotation, type):
-                        break
-                    owner = ann.annotation  # type: ignore[assignment]
-                lines.append(f"{loc}: unknown key; valid keys are {sorted(owner.model_fields)}")
-            else:
-                msg = str(err["msg"]).removeprefix("Value error, ")
-                if "got " not in msg:
-                    msg = f"{msg}; got {err.get('input')!r}"
-                lines.append(f"{loc}: {msg}")
-        raise ModelingError("invalid configuration: " + " | ".join(lines)) from None
+    return parse(section, model, data, error=ModelingConfigError)

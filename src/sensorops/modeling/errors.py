@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from sensorops.config_validation import ConfigError
+
 
 class ModelingError(ValueError):
     """Base class: bad configuration or input for export/compression."""
+
+
+class ModelingConfigError(ModelingError, ConfigError):
+    """``params:export`` or ``params:compression`` has an unknown key or an invalid value."""
 
 
 class ExportError(ModelingError):

@@ -10,7 +10,9 @@ import fnmatch
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from sensorops.config_validation import ConfigError, StrictModel, parse
 
 Action = Literal["fail", "warn"]
 ACTIONS: tuple[str, ...] = ("fail", "warn")
@@ -18,12 +20,11 @@ STAGES: tuple[str, ...] = ("raw", "model_input")
 TIER_NAMES: dict[int, str] = {1: "basic_statistics", 2: "business_rules", 3: "separability"}
 
 
-class DataQualityConfigError(ValueError):
+class DataQualityConfigError(ConfigError):
     """``params:data_quality`` is malformed; the message names the key and the valid options."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 class BasicStatisticsConfig(_Strict):
@@ -183,33 +184,6 @@ class DataQualityConfig(_Strict):
         return self.stages[name]
 
 
-def _format_error(exc: ValidationError, root: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        key = f"{root}.{loc}" if loc else root
-        if err["type"] == "extra_forbidden":
-            lines.append(f"{key} is not a known key; valid keys: {_valid_keys(err['loc'])}")
-        elif err["type"] == "literal_error":
-            lines.append(f"{key} must be one of {list(ACTIONS)}; got {err['input']!r}")
-        else:
-            lines.append(f"{key}: {err['msg']}; got {err['input']!r}")
-    return "; ".join(lines)
-
-
-def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = DataQualityConfig
-    for part in loc[:-1]:
-        if model is DataQualityConfig and part == "stages":
-            model = StageConfig
-            continue
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-    return sorted(model.model_fields)
-
-
 def load_config(params: Mapping[str, Any] | DataQualityConfig | None) -> DataQualityConfig:
     """Build a :class:`DataQualityConfig` from the ``data_quality`` parameters dict.
 
@@ -217,9 +191,4 @@ def load_config(params: Mapping[str, Any] | DataQualityConfig | None) -> DataQua
         DataQualityConfigError: names the offending key (``data_quality.basic_statistics.max_missing_rat``)
             and the valid keys or values.
     """
-    if isinstance(params, DataQualityConfig):
-        return params
-    try:
-        return DataQualityConfig.model_validate(dict(params or {}))
-    except ValidationError as exc:
-        raise DataQualityConfigError(_format_error(exc, "data_quality")) from exc
+    return parse("data_quality", DataQualityConfig, params, error=DataQualityConfigError)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
+from sensorops.config_validation import StrictModel, parse
 from sensorops.registry.errors import RegistryConfigError
 
 Metric = Literal["accuracy", "macro_f1"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 class GateConfig(_Strict):
@@ -92,23 +92,4 @@ class PromotionConfig(_Strict):
         cls, params: dict[str, Any] | None, prefix: str = "promotion"
     ) -> PromotionConfig:
         """Build from the plain ``params:promotion`` dict; errors name the key and what is valid."""
-        try:
-            return cls.model_validate(params or {})
-        except ValidationError as exc:
-            raise RegistryConfigError(_describe(exc, prefix, cls)) from exc
-
-
-def _describe(exc: ValidationError, prefix: str, model: type[BaseModel]) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in (prefix, *err["loc"]))
-        if err["type"] == "extra_forbidden":
-            owner: type[BaseModel] = model
-            for part in err["loc"][:-1]:
-                ann = owner.model_fields[str(part)].annotation
-                if isinstance(ann, type) and issubclass(ann, BaseModel):
-                    owner = ann
-            lines.append(f"{loc} is not a known key; valid keys are {sorted(owner.model_fields)}")
-        else:
-            lines.append(f"{loc}: {err['msg']}; got {err.get('input')!r}")
-    return "invalid promotion parameters: " + "; ".join(lines)
+        return parse(prefix, cls, params, error=RegistryConfigError)

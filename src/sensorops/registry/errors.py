@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sensorops.config_validation import ConfigError
+
 
 class RegistryError(Exception):
     """Base class of every registry error."""
@@ -24,7 +26,7 @@ class RegistryError(Exception):
     exit_code: int = 5
 
 
-class RegistryConfigError(RegistryError, ValueError):
+class RegistryConfigError(RegistryError, ConfigError):
     """A parameter or argument is invalid; the message names the key and the valid options."""
 
     exit_code = 2

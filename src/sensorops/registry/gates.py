@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sensorops.contracts import DataQualitySummary
+from sensorops.contracts.data_quality import SPLITS
 from sensorops.model_input import ModelInput
 from sensorops.registry.client import Registry
 from sensorops.registry.config import GateConfig
@@ -82,32 +84,35 @@ def stage_order_gate(current: str, target: str) -> GateResult:
 
 
 def data_quality_gate(tags: dict[str, str]) -> GateResult:
-    """Passed when ``dq.passed`` is true and no tier with ``action: fail`` failed."""
-    failing = sorted(
-        k for k, v in tags.items() if k.startswith("dq.") and v.startswith("fail:fail")
-    )
-    warned = sorted(k for k, v in tags.items() if k.startswith("dq.") and v.startswith("fail:warn"))
+    """Passed when ``dq.passed`` is true, no tier with ``action: fail`` failed, and the DQ results
+    were made from this version's data (the rule of
+    :meth:`sensorops.contracts.DataQualitySummary.verdict`, applied to the version's tags)."""
+    current = {s: tags[f"data.{s}_digest"] for s in SPLITS if f"data.{s}_digest" in tags}
+    verdict = DataQualitySummary.from_tags(tags).verdict(current, require_digests=False)
+    failing = [f"dq.{k}" for k in verdict.failing]
+    warned = [f"dq.{k}" for k in verdict.warned]
     recorded = tags.get("dq.passed")
-    stale = sorted(
-        split
-        for split in ("train", "val", "test")
-        if f"dq.validated_{split}_digest" in tags
-        and tags[f"dq.validated_{split}_digest"] != tags.get(f"data.{split}_digest")
-    )
-    ok = recorded == "true" and not failing and not stale
     if recorded is None:
         msg = "no data-quality result was recorded on this version (tag dq.passed missing)"
-    elif stale:
-        msg = f"the data-quality results were made from other data than this version's ({stale} digests differ)"
-    elif ok:
+    elif verdict.stale_splits:
+        msg = (
+            "the data-quality results were made from other data than this version's "
+            f"({verdict.stale_splits} digests differ)"
+        )
+    elif verdict.passed:
         msg = "data-quality tiers passed" + (f" (warnings: {warned})" if warned else "")
     else:
         msg = f"data quality did not pass: dq.passed={recorded}, failing tiers {failing}"
     return GateResult(
         "data_quality",
-        ok,
+        verdict.passed,
         msg,
-        {"dq.passed": recorded, "failing": failing, "warnings": warned, "stale_splits": stale},
+        {
+            "dq.passed": recorded,
+            "failing": failing,
+            "warnings": warned,
+            "stale_splits": verdict.stale_splits,
+        },
     )
 
 

@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from sensorops.contracts import DataQualitySummary
 from sensorops.model_input import ModelInput, split_digest
 from sensorops.tracking import git_commit as tracking_git_commit
 from sensorops.tracking import project_root
@@ -36,38 +37,18 @@ def data_digests(mi: ModelInput) -> dict[str, str]:
     return out
 
 
-def dq_tiers(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every tier result in a ``rpt_dq_summary`` dict, keyed by its dotted path.
+def dq_tiers(summary: dict[str, Any] | DataQualitySummary) -> dict[str, dict[str, Any]]:
+    """Every tier result in a ``rpt_dq_summary``, keyed ``<stage>.<tier>`` (``raw.tier1``)."""
+    tiers = DataQualitySummary.from_dict(summary).tiers()
+    return {path: tier.model_dump(exclude_unset=True) for path, tier in tiers.items()}
 
-    A tier result is any nested dict holding a boolean ``success``; the grouping keys ``stages``
-    and ``tiers`` are dropped from the path, so ``{"passed": ..., "stages": {"raw": {"tiers":
-    {"tier1": {"success": True, "action": "fail", ...}}}}}`` gives ``{"raw.tier1": {...}}``.
+
+def dq_tags(summary: dict[str, Any] | DataQualitySummary) -> dict[str, str]:
+    """Version tags for the DQ results: ``dq.passed`` and ``dq.<stage>.<tier>`` = ``pass``/``fail:<action>``.
+
+    See :meth:`sensorops.contracts.DataQualitySummary.to_tags`.
     """
-    found: dict[str, dict[str, Any]] = {}
-
-    def walk(node: Any, path: tuple[str, ...]) -> None:
-        if not isinstance(node, dict):
-            return
-        if isinstance(node.get("success"), bool) and path:
-            found[".".join(path)] = node
-            return
-        for key, value in node.items():
-            walk(value, path if key in ("stages", "tiers") else (*path, str(key)))
-
-    walk(summary, ())
-    return found
-
-
-def dq_tags(summary: dict[str, Any]) -> dict[str, str]:
-    """Version tags for the DQ results: ``dq.passed`` and ``dq.<stage>.<tier>`` = ``pass``/``fail:<action>``."""
-    tags = {"dq.passed": str(bool(summary.get("passed", False))).lower()}
-    for split, digest in (summary.get("model_input_digests") or {}).items():
-        tags[f"dq.validated_{split}_digest"] = str(digest)
-    for path, tier in dq_tiers(summary).items():
-        status = "pass" if tier["success"] else f"fail:{tier.get('action', 'fail')}"
-        counts = [f"{k}={tier[k]}" for k in ("evaluated", "failed") if k in tier]
-        tags[f"dq.{path}"] = status + (f" ({', '.join(counts)})" if counts else "")
-    return tags
+    return DataQualitySummary.from_dict(summary).to_tags()
 
 
 def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:

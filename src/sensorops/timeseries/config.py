@@ -8,18 +8,15 @@ valid ones. Build a model with :func:`parse_config`, which turns pydantic's erro
 
 from __future__ import annotations
 
-import typing
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from sensorops.config_validation import StrictModel, parse
 from sensorops.timeseries.errors import IngestionConfigError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 class SyntheticConfig(_Strict):
@@ -181,31 +178,6 @@ class AblationConfig(_Strict):
     )
 
 
-def _literal_options(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
-    """The allowed values of the Literal field at ``loc`` (for nicer messages), if any."""
-    current: Any = model
-    for part in loc:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        field = current.model_fields.get(str(part))
-        if field is None:
-            return None
-        current = field.annotation
-    if typing.get_origin(current) is Literal:
-        return [str(a) for a in typing.get_args(current)]
-    return None
-
-
-def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    current: Any = model
-    for part in loc[:-1]:
-        field = current.model_fields.get(str(part)) if hasattr(current, "model_fields") else None
-        if field is None:
-            return []
-        current = field.annotation
-    return sorted(current.model_fields) if hasattr(current, "model_fields") else []
-
-
 def parse_config(model: type[ModelT], data: dict[str, Any] | None, prefix: str) -> ModelT:
     """Build ``model`` from a plain dict; raise a readable error naming ``prefix.key``.
 
@@ -217,25 +189,4 @@ def parse_config(model: type[ModelT], data: dict[str, Any] | None, prefix: str) 
     Raises:
         IngestionConfigError: unknown key, wrong type or value; the message lists valid options.
     """
-    if data is None:
-        data = {}
-    if isinstance(data, BaseModel):
-        data = data.model_dump()
-    if not isinstance(data, dict):
-        raise IngestionConfigError(f"{prefix} must be a mapping; got {type(data).__name__}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        messages = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            key = ".".join([prefix, *[str(p) for p in loc]])
-            got = err.get("input")
-            if err["type"] == "literal_error":
-                options = _literal_options(model, loc) or []
-                messages.append(f"{key} must be one of {options}; got {got!r}")
-            elif err["type"] == "extra_forbidden":
-                messages.append(f"{key} is not a valid key; valid keys: {_valid_keys(model, loc)}")
-            else:
-                messages.append(f"{key}: {err['msg']}; got {got!r}")
-        raise IngestionConfigError("; ".join(messages)) from None
+    return parse(prefix, model, data, error=IngestionConfigError)

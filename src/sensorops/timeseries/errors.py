@@ -6,6 +6,8 @@ configuration key at fault and states what was expected.
 
 from __future__ import annotations
 
+from sensorops.config_validation import ConfigError
+
 
 class IngestionError(ValueError):
     """Base class for ingestion errors."""
@@ -19,5 +21,5 @@ class ContractError(IngestionError):
     """The long-format table breaks the raw-data contract (columns, types, keys, lengths)."""
 
 
-class IngestionConfigError(IngestionError):
+class IngestionConfigError(IngestionError, ConfigError):
     """A configuration dict (Kedro parameters) has an unknown key or an invalid value."""

@@ -17,55 +17,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
 from torch import nn
 
 from sensorops.architectures import load_checkpoint_model
+from sensorops.config_validation import StrictBool, StrictInt, parse
 from sensorops.metrics import confusion_matrix, scores_from_confusion
 from sensorops.model_input import ModelInput, ModelInputError
-from sensorops.training.config import ConfigError, _build
+from sensorops.training.config import ConfigError, section
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@section
 class EvaluationConfig:
     """The ``training.evaluation`` parameters."""
 
-    batch_size: int = 256
+    batch_size: StrictInt = Field(256, ge=1)
     """Inference batch for the model."""
-    dtw_baseline: bool = True
+    dtw_baseline: StrictBool = True
     """Compute the 1-NN DTW (tslearn) baseline on the same train/test arrays."""
-    dtw_sakoe_chiba_radius: int | None = None
+    dtw_sakoe_chiba_radius: StrictInt | None = Field(None, ge=1)
     """Sakoe-Chiba band radius in steps for the baseline; null = unconstrained DTW."""
-    dtw_max_train_series: int | None = 500
+    dtw_max_train_series: StrictInt | None = Field(500, ge=1)
     """Cap on reference series for the baseline (stratified, seeded subsample); null = all."""
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if (
-            isinstance(self.batch_size, bool)
-            or not isinstance(self.batch_size, int)
-            or self.batch_size < 1
-        ):
-            raise ConfigError(
-                f"training.evaluation.batch_size must be an integer >= 1; got {self.batch_size!r}"
-            )
-        if not isinstance(self.dtw_baseline, bool):
-            raise ConfigError(
-                f"training.evaluation.dtw_baseline must be true or false; got {self.dtw_baseline!r}"
-            )
-        for key in ("dtw_sakoe_chiba_radius", "dtw_max_train_series"):
-            value = getattr(self, key)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ConfigError(
-                    f"training.evaluation.{key} must be null or an integer >= 1; got {value!r}"
-                )
+    seed: StrictInt = 0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> EvaluationConfig:
-        return _build(cls, dict(data or {}), "training.evaluation")
+        return parse("training.evaluation", cls, data, error=ConfigError)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sensorops.contracts import ExportSummary
 from sensorops.model_input import ModelInput
 from sensorops.modeling import (
     ExportConfig,
@@ -27,14 +28,4 @@ def export_onnx_model(
     """
     config = parse_config(ExportConfig, params, "export")
     summary = export_checkpoint(checkpoint_from_summary(training_summary), model_input, config)
-    metrics = {
-        f"export.{key}": {"value": float(summary[key]), "step": 0}
-        for key in (
-            "parity_max_abs_diff",
-            "parity_pred_mismatches",
-            "size_bytes",
-            "opset",
-            "onnx_accuracy",
-        )
-    }
-    return summary, metrics
+    return summary, ExportSummary.from_dict(summary).metrics()

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from sensorops.contracts import DataQualitySummary, TrainingSummary
 from sensorops.model_input import ModelInput, model_input_digests
 from sensorops.training.config import TrainingConfig
 from sensorops.training.evaluation import EvaluationConfig, evaluate_checkpoint, evaluation_metrics
@@ -18,32 +19,30 @@ class DataQualityGateError(RuntimeError):
     """Training refuses data that the data-quality gate did not pass."""
 
 
-def require_data_quality_passed(dq_summary: dict[str, Any], model_input: ModelInput) -> None:
+def require_data_quality_passed(
+    dq_summary: dict[str, Any] | DataQualitySummary, model_input: ModelInput
+) -> None:
     """Raise unless ``rpt_dq_summary`` passed **and** was made from this very ``model_input``.
 
     The data-quality gate raises before writing its summary when a ``fail`` tier fails, so after a
     failed gate the summary on disk is the previous run's. Its ``model_input_digests`` then differ
-    from the model input's, and training refuses instead of trusting the stale "passed".
+    from the model input's, and training refuses instead of trusting the stale "passed". The rule
+    is :meth:`sensorops.contracts.DataQualitySummary.verdict`, the one the registry gate applies.
     """
-    validated = dq_summary.get("model_input_digests")
+    summary = DataQualitySummary.from_dict(dq_summary)
     current = model_input_digests(model_input)
-    if validated != current:
+    verdict = summary.verdict(current)
+    if verdict.stale_splits:
         raise DataQualityGateError(
             "training refused: the data-quality summary (rpt_dq_summary) was not made from the current "
-            f"model input (validated digests {validated}, current {current}); run "
+            f"model input (validated digests {summary.model_input_digests}, current {current}); run "
             "`kedro run --pipelines=data_quality` on this model input first"
         )
-    if dq_summary.get("passed") is True:
+    if summary.passed is True:
         return
-    failing = [
-        f"{stage}.{tier}"
-        for stage, result in (dq_summary.get("stages") or {}).items()
-        for tier, info in (result.get("tiers") or {}).items()
-        if not info.get("success", False) and info.get("action") == "fail"
-    ]
     raise DataQualityGateError(
         "training refused: the data-quality summary (rpt_dq_summary) does not say passed "
-        f"(failing tiers: {failing or 'unknown'}); fix the data and re-run "
+        f"(failing tiers: {verdict.failing or 'unknown'}); fix the data and re-run "
         "`kedro run --pipelines=ingestion,data_quality`"
     )
 
@@ -66,13 +65,7 @@ def train_model(
     cfg = TrainingConfig.from_dict(params)
     require_data_quality_passed(dq_summary, model_input)
     summary = launch_training(cfg, model_input)
-    metrics = {
-        "best_val_metric": summary["best_val_metric"],
-        "final_step": summary["final_step"],
-        "epochs_completed": summary["epochs_completed"],
-        "train_samples_per_s": summary["train_samples_per_s"],
-    }
-    return summary, {k: {"value": float(v), "step": 0} for k, v in metrics.items() if v is not None}
+    return summary, TrainingSummary.from_dict(summary).metrics()
 
 
 def evaluate_model(
@@ -89,11 +82,9 @@ def evaluate_model(
         ``(report, test_predictions, classification_report, confusion_figure, metrics)``.
     """
     cfg = EvaluationConfig.from_dict(params)
-    result = evaluate_checkpoint(training_summary["best_checkpoint"], model_input, cfg)
-    report = {
-        **result.report,
-        "mlflow_training_run_id": training_summary.get("mlflow_child_run_id"),
-    }
+    summary = TrainingSummary.from_dict(training_summary)
+    result = evaluate_checkpoint(summary.checkpoint(), model_input, cfg)
+    report = {**result.report, "mlflow_training_run_id": summary.mlflow_child_run_id}
     return (
         report,
         result.predictions,
@@ -112,8 +103,9 @@ def plot_training_curves(training_summary: dict[str, Any]) -> Any:
     Returns:
         A matplotlib ``Figure`` (saved as ``training_curves.png`` and logged to MLflow).
     """
+    summary = TrainingSummary.from_dict(training_summary)
     return training_curves_figure(
-        training_summary.get("history") or [],
-        best_step=training_summary.get("best_step"),
-        title=f"training of {training_summary.get('model_name', 'model')}",
+        summary.history,
+        best_step=summary.best_step,
+        title=f"training of {summary.model_name or 'model'}",
     )

@@ -1,0 +1,43 @@
+"""``mdl_export_summary``: the parity-checked ONNX export of the best checkpoint."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from sensorops.contracts.base import Artifact
+
+EXPORT_METRICS: tuple[str, ...] = (
+    "parity_max_abs_diff",
+    "parity_pred_mismatches",
+    "size_bytes",
+    "opset",
+    "onnx_accuracy",
+)
+"""The export numbers logged as MLflow metrics (``export.<name>``)."""
+
+
+class ExportSummary(Artifact):
+    """``mdl_export_summary``, written by :func:`sensorops.modeling.export_checkpoint`."""
+
+    artifact: ClassVar[str] = "mdl_export_summary"
+    onnx_path: str
+    opset: int | None = None
+    size_bytes: int | None = None
+    model_name: str | None = None
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    parity_passed: bool | None = None
+    parity_atol: float | None = None
+    parity_max_abs_diff: float | None = None
+    parity_pred_mismatches: int | None = None
+    execution_provider: str | None = None
+    onnx_accuracy: float | None = None
+    onnx_macro_f1: float | None = None
+
+    def metrics(self) -> dict[str, dict[str, float | int]]:
+        """:data:`EXPORT_METRICS` as ``{"export.<name>": {"value", "step"}}`` (missing ones skipped)."""
+        return {
+            f"export.{key}": {"value": float(getattr(self, key)), "step": 0}
+            for key in EXPORT_METRICS
+            if getattr(self, key) is not None
+        }
