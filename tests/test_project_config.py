@@ -10,7 +10,6 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from sensorops.config_validation import UnknownParameterError
-from sensorops.hooks import MlflowConfigError
 from sensorops.tracking import TrackingServerUnreachable
 from tests.conftest import free_port
 
@@ -35,16 +34,19 @@ def _load_context(project_root: Path, conf: Path, **kwargs: object) -> None:
 
 
 def test_unknown_key_in_mlflow_yml_names_the_key(project_root: Path, conf_copy: Path) -> None:
+    """kedro-mlflow validates mlflow.yml itself (strict pydantic), before any node runs."""
+    from pydantic import ValidationError
+
     path = conf_copy / "base" / "mlflow.yml"
     path.write_text(
         path.read_text().replace(
             "  credentials: null", "  credentials: null\n  tracking_urii: x", 1
         )
     )
-    with pytest.raises(MlflowConfigError) as info:
+    with pytest.raises(ValidationError) as info:
         _load_context(project_root, conf_copy)
-    assert "'server.tracking_urii'" in str(info.value)
-    assert "mlflow.yml" in str(info.value)
+    assert "server.tracking_urii" in str(info.value)
+    assert "KedroMlflowConfig" in str(info.value)
 
 
 def test_unknown_runtime_parameter_names_the_key(
@@ -80,3 +82,32 @@ def test_unreachable_tracking_server_fails_fast(
         _load_context(project_root, conf_copy)
     assert uri in str(info.value)
     assert "make mlflow-server" in str(info.value)
+
+
+def test_relative_path_parameters_mean_in_the_project(
+    project_root: Path, conf_copy: Path, monkeypatch, tmp_path: Path
+) -> None:
+    """No chdir: the hook resolves relative ``*_dir``/``*_path`` parameters against the project."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///" + str(conf_copy.parent / "m.db"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    bootstrap_project(project_root)
+    with KedroSession.create(
+        project_path=project_root, env="test", conf_source=str(conf_copy)
+    ) as session:
+        params = session.load_context().params
+    assert Path.cwd() == elsewhere  # the working directory is left alone
+    root = project_root.resolve()
+    assert params["training"]["trainer"]["output_dir"] == str(root / "data/06_models/training")
+    assert params["data_quality"]["data_docs_dir"] == str(root / "data/08_reporting/data_docs")
+    assert params["training"]["trainer"]["model_input_path"] is None  # null stays null
+
+
+def test_resolve_project_paths_leaves_urls_absolute_paths_and_other_keys() -> None:
+    from sensorops.config_validation import resolve_project_paths
+
+    params = {"a": {"out_dir": "x", "path": "/abs", "uri_path": "s3://b/k", "name": "rel"}}
+    assert resolve_project_paths(params, Path("/p")) == {
+        "a": {"out_dir": "/p/x", "path": "/abs", "uri_path": "s3://b/k", "name": "rel"}
+    }

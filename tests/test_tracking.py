@@ -36,6 +36,40 @@ def test_unreachable_server_names_uri_and_how_to_start_one() -> None:
     assert "make mlflow-server" in str(info.value)
 
 
-def test_live_server_and_local_stores_pass(mlflow_server: str) -> None:
+def test_live_server_and_local_stores_pass(mlflow_server: str, tmp_path) -> None:
     check_tracking_uri(mlflow_server)
-    check_tracking_uri("sqlite:///does/not/matter.db")
+    missing = tmp_path / "no" / "such.db"
+    check_tracking_uri(f"sqlite:///{missing}")  # local stores are not probed ...
+    assert not missing.parent.exists()  # ... and not touched
+
+
+def test_default_sqlite_store_is_created_at_the_project_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    """The embedded store really is ``<project root>/mlflow.db``, from any sub-folder."""
+    from mlflow import MlflowClient
+
+    project = tmp_path / "proj"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[tool.kedro]\npackage_name = "sensorops"\n')
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(project / "notebooks")
+    uri = default_tracking_uri()
+    assert uri == f"sqlite:///{project.resolve() / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("where-am-i")
+    assert client.get_experiment(experiment).name == "where-am-i"
+    assert (project / "mlflow.db").is_file()
+    assert not (project / "notebooks" / "mlflow.db").exists()
+
+
+def test_tracking_module_is_kedro_free() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sensorops.tracking as t; t.project_root(); t.default_tracking_uri(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kedro'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -271,6 +271,33 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
+def is_path_key(key: str) -> bool:
+    """Parameter keys that hold a file or folder: ``path``, ``*_path``, ``*_dir``."""
+    return key == "path" or key.endswith(("_path", "_dir"))
+
+
+def resolve_project_paths(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
+    """``params`` with every relative path value (:func:`is_path_key`) made absolute under ``root``.
+
+    Relative paths in parameters mean "in the project", as catalog paths do, wherever ``kedro``
+    was started from. URLs (``s3://...``) and absolute paths are left alone.
+    """
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            out[key] = resolve_project_paths(value, root)
+        elif (
+            isinstance(value, str)
+            and is_path_key(str(key))
+            and "://" not in value
+            and not Path(value).is_absolute()
+        ):
+            out[key] = str(root / value)
+        else:
+            out[key] = value
+    return out
+
+
 def _walk(params: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     for key, value in params.items():
         path = f"{prefix}{key}"

@@ -15,11 +15,22 @@ from urllib.parse import urlparse
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+def find_project(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` whose ``pyproject.toml`` has a ``[tool.kedro]``."""
+    for folder in (start, *start.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                if "[tool.kedro]" in pyproject.read_text(encoding="utf-8"):
+                    return folder
+            except OSError:
+                continue
+    return None
+
+
 def project_root() -> Path:
     """The Kedro project around the working directory, else the checkout this package lives in."""
-    from kedro.utils import find_kedro_project
-
-    return find_kedro_project(Path.cwd()) or PROJECT_ROOT
+    return find_project(Path.cwd().resolve()) or PROJECT_ROOT
 
 
 def embedded_db() -> Path:
