@@ -57,3 +57,14 @@ def scores_from_logits(y_true: np.ndarray, logits: np.ndarray) -> dict[str, floa
             f"logits must be (n, n_classes) matching y (n,); got {logits.shape} and {np.shape(y_true)}"
         )
     return classification_scores(y_true, logits.argmax(axis=1), logits.shape[1])
+
+
+def as_mlflow_metrics(
+    values: dict[str, float | int | None], step: int = 0
+) -> dict[str, dict[str, float | int]]:
+    """``{name: {"value": float, "step": step}}`` for every value that is not ``None``.
+
+    The one spelling of the input of kedro-mlflow's ``MlflowMetricsHistoryDataset``, used by
+    every node and contract that reports metrics.
+    """
+    return {k: {"value": float(v), "step": step} for k, v in values.items() if v is not None}
