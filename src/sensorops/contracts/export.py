@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from sensorops.contracts.base import Artifact
+from sensorops.metrics import as_mlflow_metrics
 
 EXPORT_METRICS: tuple[str, ...] = (
     "parity_max_abs_diff",
@@ -36,8 +37,4 @@ class ExportSummary(Artifact):
 
     def metrics(self) -> dict[str, dict[str, float | int]]:
         """:data:`EXPORT_METRICS` as ``{"export.<name>": {"value", "step"}}`` (missing ones skipped)."""
-        return {
-            f"export.{key}": {"value": float(getattr(self, key)), "step": 0}
-            for key in EXPORT_METRICS
-            if getattr(self, key) is not None
-        }
+        return as_mlflow_metrics({f"export.{key}": getattr(self, key) for key in EXPORT_METRICS})

@@ -7,10 +7,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from sensorops.contracts.base import Artifact, ArtifactError
-
-
-def _metric(value: float | int | None) -> dict[str, float | int] | None:
-    return None if value is None else {"value": float(value), "step": 0}
+from sensorops.metrics import as_mlflow_metrics
 
 
 class TrainingSummary(Artifact):
@@ -43,13 +40,14 @@ class TrainingSummary(Artifact):
 
     def metrics(self) -> dict[str, dict[str, float | int]]:
         """Headline numbers in the input format of kedro-mlflow's ``MlflowMetricsHistoryDataset``."""
-        values = {
-            "best_val_metric": self.best_val_metric,
-            "final_step": self.final_step,
-            "epochs_completed": self.epochs_completed,
-            "train_samples_per_s": self.train_samples_per_s,
-        }
-        return {k: m for k, v in values.items() if (m := _metric(v)) is not None}
+        return as_mlflow_metrics(
+            {
+                "best_val_metric": self.best_val_metric,
+                "final_step": self.final_step,
+                "epochs_completed": self.epochs_completed,
+                "train_samples_per_s": self.train_samples_per_s,
+            }
+        )
 
 
 class EvaluationReport(Artifact):

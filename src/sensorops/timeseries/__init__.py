@@ -4,6 +4,7 @@ No Kedro imports here; the ``ingestion`` pipeline is a thin adapter over these m
 """
 
 from sensorops.timeseries.alignment import AlignmentResult, SeriesAligner
+from sensorops.timeseries.band import Band
 from sensorops.timeseries.config import (
     AblationConfig,
     AlignmentConfig,
@@ -21,9 +22,11 @@ from sensorops.timeseries.config import (
 from sensorops.timeseries.contract import check_contract
 from sensorops.timeseries.dtw import align_to_reference, dtw_path
 from sensorops.timeseries.errors import (
+    ChannelCountError,
     ContractError,
     IngestionConfigError,
     IngestionError,
+    NotFittedError,
     SourceError,
 )
 from sensorops.timeseries.normalize import ChannelStandardizer
@@ -42,6 +45,8 @@ __all__ = [
     "AblationConfig",
     "AlignmentConfig",
     "AlignmentResult",
+    "Band",
+    "ChannelCountError",
     "ChannelStandardizer",
     "ContractConfig",
     "ContractError",
@@ -49,6 +54,7 @@ __all__ = [
     "IngestionConfigError",
     "IngestionError",
     "NormalizeConfig",
+    "NotFittedError",
     "OutlierConfig",
     "OutlierFilter",
     "OutlierResult",

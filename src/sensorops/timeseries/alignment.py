@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sensorops.timeseries.band import Band
 from sensorops.timeseries.config import AlignmentConfig
 from sensorops.timeseries.dtw import align_to_reference
+from sensorops.timeseries.errors import check_channels, check_is_fitted
 from sensorops.timeseries.series import SeriesSet, to_padded
 
 logger = logging.getLogger(__name__)
@@ -64,7 +66,8 @@ class SeriesAligner:
     Args:
         config: an :class:`~sensorops.timeseries.config.AlignmentConfig`.
 
-    Fitted attributes: ``ref_length_`` (int), ``reference_names_`` (list[str]),
+    Fitted attributes: ``ref_length_`` (int), ``band_`` (the DTW :class:`Band` in steps, fixed
+    for ``ref_length_``), ``n_channels_`` (int), ``reference_names_`` (list[str]),
     ``references_`` (``(n_references, ref_length, n_channels)`` float64).
     """
 
@@ -83,7 +86,7 @@ class SeriesAligner:
         totals = np.empty(len(members))
         for c, cand in enumerate(members):
             _, costs = align_to_reference(
-                data, lengths, resample(cand, self.ref_length_), self._cfg.dtw
+                data, lengths, resample(cand, self.ref_length_), self.band_
             )
             totals[c] = costs.sum()
         return resample(members[int(np.argmin(totals))], self.ref_length_)
@@ -101,7 +104,7 @@ class SeriesAligner:
         previous = np.inf
         for _ in range(cfg.reference.dba_max_iter):
             X, costs, counts = align_to_reference(
-                data, lengths, bary, cfg.dtw, out_dtype=np.float64, return_counts=True
+                data, lengths, bary, self.band_, out_dtype=np.float64, return_counts=True
             )
             cost = float((costs**2).sum())
             if previous - cost < 1e-5:
@@ -115,8 +118,6 @@ class SeriesAligner:
         from tslearn.barycenters import dtw_barycenter_averaging
         from tslearn.utils import to_time_series_dataset
 
-        from sensorops.timeseries.dtw import tslearn_kwargs
-
         cfg = self._cfg
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -125,7 +126,7 @@ class SeriesAligner:
                 barycenter_size=self.ref_length_,
                 init_barycenter=init,
                 max_iter=cfg.reference.dba_max_iter,
-                metric_params=tslearn_kwargs(cfg.dtw, self.ref_length_),
+                metric_params=self.band_.tslearn_kwargs(),
             )
         return np.asarray(bary, dtype=np.float64)
 
@@ -137,6 +138,8 @@ class SeriesAligner:
                 "alignment needs at least one training series; the train split is empty"
             )
         self.ref_length_ = int(cfg.length) if cfg.length else int(np.median(train.lengths))
+        self.band_: Band = self._cfg.dtw.band(self.ref_length_)
+        self.n_channels_ = int(train.values[0].shape[1])
         rng = np.random.default_rng(cfg.seed)
         if cfg.scope == "per_class":
             names = sorted(set(train.labels.tolist()))
@@ -167,8 +170,16 @@ class SeriesAligner:
         return self
 
     def transform(self, series: SeriesSet) -> AlignmentResult:
-        """Align every series (labels unused) onto its least-cost reference."""
-        n_ch = self.references_.shape[2]
+        """Align every series (labels unused) onto its least-cost reference.
+
+        Raises:
+            NotFittedError: before :meth:`fit`.
+            ChannelCountError: the series have another number of channels than the train series.
+        """
+        check_is_fitted(self, "references_")
+        n_ch = self.n_channels_
+        if len(series):
+            check_channels(self, n_ch, int(series.values[0].shape[1]))
         if len(series) == 0:
             empty = np.empty((0, self.ref_length_, n_ch), dtype=np.float32)
             return AlignmentResult(
@@ -183,7 +194,7 @@ class SeriesAligner:
             data, lengths = to_padded(series.values)
         outs, all_costs = [], []
         for ref in self.references_:
-            X, costs = align_to_reference(data, lengths, ref, self._cfg.dtw)
+            X, costs = align_to_reference(data, lengths, ref, self.band_)
             outs.append(X)
             all_costs.append(costs)
         cost_mat = np.column_stack(all_costs)

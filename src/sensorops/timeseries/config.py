@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, Field, model_validator
 
 from sensorops.config_validation import StrictModel, parse
+from sensorops.timeseries.band import Band
 from sensorops.timeseries.errors import IngestionConfigError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -117,6 +118,14 @@ class DTWConfig(_Strict):
         if self.radius is not None:
             return int(self.radius)
         return max(1, round(self.radius_fraction * length))
+
+    def band(self, ref_length: int) -> Band:
+        """The constraint in steps for a reference of ``ref_length`` steps (the one conversion)."""
+        if self.window == "sakoe_chiba":
+            return Band("sakoe_chiba", radius=self.sakoe_radius(ref_length))
+        if self.window == "itakura":
+            return Band("itakura", max_slope=float(self.itakura_max_slope))
+        return Band("none")
 
 
 class ReferenceConfig(_Strict):

@@ -21,7 +21,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from sensorops.timeseries.config import DTWConfig
+from sensorops.timeseries.band import Band, BandSource, as_band
 
 logger = logging.getLogger(__name__)
 
@@ -104,22 +104,23 @@ def _row_bounds_cached(
 
 
 def row_bounds(
-    n_rows: int, n_cols: int, config: DTWConfig, ref_length: int | None = None
+    n_rows: int, n_cols: int, band: Band | BandSource, ref_length: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-row admissible column range ``[lo[i], hi[i])`` of tslearn's DTW mask.
 
     Args:
         n_rows: series length (rows of the cost matrix).
         n_cols: reference length (columns).
-        config: the DTW constraint.
-        ref_length: length the Sakoe-Chiba ``radius_fraction`` refers to (default ``n_cols``).
+        band: the DTW constraint in steps (a config is turned into one for ``ref_length``).
+        ref_length: length a config's Sakoe-Chiba ``radius_fraction`` refers to (default ``n_cols``).
 
     Raises:
         ValueError: the constraint admits no path for these lengths (e.g. Itakura slope).
     """
-    radius = config.sakoe_radius(ref_length or n_cols) if config.window == "sakoe_chiba" else 0
-    slope = float(config.itakura_max_slope) if config.window == "itakura" else 0.0
-    return _row_bounds_cached(int(n_rows), int(n_cols), config.window, radius, slope)
+    band = as_band(band, ref_length or n_cols)
+    return _row_bounds_cached(
+        int(n_rows), int(n_cols), band.window, int(band.radius), float(band.max_slope)
+    )
 
 
 @njit(cache=True, nogil=True)
@@ -240,14 +241,14 @@ def _align_batch(
 
 
 def _bounds_table(
-    lengths: np.ndarray, ref_length: int, config: DTWConfig
+    lengths: np.ndarray, ref_length: int, band: Band
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     uniq = np.unique(lengths)
     lmax = int(lengths.max())
     los = np.zeros((len(uniq), lmax), dtype=np.int64)
     his = np.zeros((len(uniq), lmax), dtype=np.int64)
     for g, n in enumerate(uniq):
-        lo, hi = row_bounds(int(n), ref_length, config)
+        lo, hi = row_bounds(int(n), ref_length, band)
         los[g, :n] = lo
         his[g, :n] = hi
     group = np.searchsorted(uniq, lengths).astype(np.int64)
@@ -258,7 +259,7 @@ def align_to_reference(
     data: np.ndarray,
     lengths: np.ndarray | None,
     reference: np.ndarray,
-    config: DTWConfig,
+    band: Band | BandSource,
     out_dtype: type = np.float32,
     return_counts: bool = False,
 ) -> tuple[np.ndarray, ...]:
@@ -269,7 +270,7 @@ def align_to_reference(
             each series' length.
         lengths: ``(n_series,)`` true lengths (None: all ``max_length``).
         reference: ``(ref_length, n_channels)``.
-        config: DTW constraint.
+        band: DTW constraint in steps (a config is turned into one for this reference).
         out_dtype: dtype of the aligned output.
         return_counts: also return ``(n_series, ref_length)`` float64 match counts.
 
@@ -291,7 +292,7 @@ def align_to_reference(
     costs = np.empty(n, dtype=np.float64)
     counts = np.empty((n, ref.shape[0]) if return_counts else (1, 1), dtype=np.float64)
     if n > 0:
-        los, his, group = _bounds_table(lengths, ref.shape[0], config)
+        los, his, group = _bounds_table(lengths, ref.shape[0], as_band(band, ref.shape[0]))
         n_chunks = int(min(n, max(1, numba.get_num_threads()) * 8))
         _align_batch(
             data, lengths, ref, los, his, group, n_chunks, out, costs, counts, return_counts
@@ -300,21 +301,21 @@ def align_to_reference(
 
 
 def dtw_path(
-    series: np.ndarray, reference: np.ndarray, config: DTWConfig
+    series: np.ndarray, reference: np.ndarray, band: Band | BandSource
 ) -> tuple[list[tuple[int, int]], float]:
     """Our kernel's warping path and distance for one pair, in tslearn's ``dtw_path`` format.
 
     Args:
         series: ``(l1, n_channels)``.
         reference: ``(l2, n_channels)``.
-        config: DTW constraint.
+        band: DTW constraint in steps (a config is turned into one for this reference).
 
     Returns:
         ``(path, distance)`` with ``path`` a list of ``(i, j)`` pairs from (0, 0) to (l1-1, l2-1).
     """
     s = np.ascontiguousarray(series, dtype=np.float64)
     ref = np.ascontiguousarray(reference, dtype=np.float64)
-    lo, hi = row_bounds(len(s), len(ref), config)
+    lo, hi = row_bounds(len(s), len(ref), band)
     cum = np.empty((len(s) + 1, len(ref) + 1))
     out = np.empty((len(ref), s.shape[1]))
     cnt = np.empty(len(ref))
@@ -325,13 +326,6 @@ def dtw_path(
     return path, float(dist)
 
 
-def tslearn_kwargs(config: DTWConfig, ref_length: int) -> dict[str, object]:
+def tslearn_kwargs(band: Band | BandSource, ref_length: int) -> dict[str, object]:
     """Keyword arguments giving ``tslearn.metrics.dtw_path`` the same constraint."""
-    if config.window == "sakoe_chiba":
-        return {
-            "global_constraint": "sakoe_chiba",
-            "sakoe_chiba_radius": config.sakoe_radius(ref_length),
-        }
-    if config.window == "itakura":
-        return {"global_constraint": "itakura", "itakura_max_slope": config.itakura_max_slope}
-    return {}
+    return as_band(band, ref_length).tslearn_kwargs()

@@ -27,6 +27,7 @@ import pandas as pd
 from scipy.ndimage import median_filter
 
 from sensorops.timeseries.config import OutlierConfig
+from sensorops.timeseries.errors import check_channels, check_is_fitted
 from sensorops.timeseries.series import SeriesSet
 
 logger = logging.getLogger(__name__)
@@ -141,12 +142,14 @@ class OutlierFilter:
             n_jobs=1,
         )
 
-    def fit(self, train_values: list[np.ndarray]) -> OutlierFilter:
+    def fit(self, train: SeriesSet | list[np.ndarray]) -> OutlierFilter:
         """Fit on the training series.
 
         Args:
-            train_values: training series, each ``(length_i, n_channels)`` (NaN allowed).
+            train: training series (the same :class:`SeriesSet` type :meth:`transform` takes, or
+                its ``values``), each ``(length_i, n_channels)`` (NaN allowed).
         """
+        train_values = train.values if isinstance(train, SeriesSet) else list(train)
         cfg = self._cfg
         if len(train_values) < 2:
             raise ValueError(
@@ -282,8 +285,15 @@ class OutlierFilter:
                     out[i], counts[i] = interpolate_nans(x)
         return out, counts
 
-    def score(self, values: list[np.ndarray]) -> np.ndarray:
+    def _check_input(self, values: list[np.ndarray]) -> None:
+        check_is_fitted(self, "series_model_")
+        for i, v in enumerate(values):
+            check_channels(self, self.n_channels_, int(np.shape(v)[1]), f"series {i}")
+
+    def score(self, values: SeriesSet | list[np.ndarray]) -> np.ndarray:
         """Series scores ``(n_series,)``, higher = more anomalous (after NaN and spike repair)."""
+        values = values.values if isinstance(values, SeriesSet) else values
+        self._check_input(values)
         feats, _, _ = self._clean_chunks(values)
         return np.asarray(self.series_model_.decision_function(feats), dtype=np.float64)
 
@@ -291,7 +301,12 @@ class OutlierFilter:
         """Repair NaNs and spikes, score every series, apply ``train_action`` to train outliers.
 
         Val/test series are never dropped; their outliers are flagged in the report.
+
+        Raises:
+            NotFittedError: before :meth:`fit`.
+            ChannelCountError: a series has another number of channels than the train series.
         """
+        self._check_input(series.values)
         cfg = self._cfg
         lengths = series.lengths
         dtype = np.float32 if all(v.dtype == np.float32 for v in series.values) else np.float64

@@ -36,7 +36,7 @@ def clean(frame: pd.DataFrame, config: OutlierConfig) -> tuple[OutlierResult, Ou
     if not config.enabled:
         return fill_only(series), None
     train = series.split("train")
-    filt = OutlierFilter(config).fit(train.values)
+    filt = OutlierFilter(config).fit(train)
     return filt.transform(series), filt
 
 
@@ -72,8 +72,8 @@ def align(
                 if config.reference.scope == "per_class"
                 else "global",
                 "dtw_window": config.dtw.window,
-                "sakoe_chiba_radius": config.dtw.sakoe_radius(aligner.ref_length_)
-                if config.dtw.window == "sakoe_chiba"
+                "sakoe_chiba_radius": aligner.band_.radius
+                if aligner.band_.window == "sakoe_chiba"
                 else None,
                 "itakura_max_slope": config.dtw.itakura_max_slope
                 if config.dtw.window == "itakura"
