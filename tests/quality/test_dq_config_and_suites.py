@@ -155,11 +155,18 @@ def _strip_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in e.items() if k not in ("id", "rendered_content")} for e in items]
 
 
+def test_runs_never_write_into_conf() -> None:
+    """The base parameters and the default put the GE file context under data/, not conf/."""
+    for config in (load_config(base_params()), load_config({})):
+        assert Path(config.gx_project_dir).parts[0] == "data", config.gx_project_dir
+
+
 def test_repository_suites_match_the_base_parameters(tmp_path: Path) -> None:
     """conf/base/gx holds the suites the base parameters generate for BasicMotions.
 
     After changing parameters_data_quality.yml, regenerate them with
-    ``kedro run --pipelines=ingestion,data_quality`` (base env) and commit conf/base/gx.
+    ``kedro run --pipelines=ingestion,data_quality`` (base env), copy data/08_reporting/gx
+    (without uncommitted/) to conf/base/gx and commit it.
     """
     from sensorops.timeseries.sources import BASIC_MOTIONS_CHANNELS
 

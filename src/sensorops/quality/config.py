@@ -135,9 +135,9 @@ def _default_stages() -> dict[str, StageConfig]:
 class DataQualityConfig(_Strict):
     """Everything the data-quality gate needs; build it with :func:`load_config`."""
 
-    gx_project_dir: str = "conf/base"
+    gx_project_dir: str = "data/08_reporting"
     """Folder holding the Great Expectations file context ``gx/`` (suites, validation
-    definitions and checkpoints as JSON; ``gx/uncommitted/`` is git-ignored)."""
+    definitions and checkpoints as JSON), written on every run: never a folder under ``conf/``."""
     data_docs_dir: str = "data/08_reporting/data_docs"
     """Where the Data Docs HTML site is built (replaced on every build)."""
     channels: tuple[str, ...] | None = None

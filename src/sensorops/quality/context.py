@@ -1,8 +1,8 @@
 """One Great Expectations file context per process, and the GE plumbing around it.
 
-The context lives in ``<gx_project_dir>/gx`` (``conf/base/gx`` in the project): suites,
-validation definitions and checkpoints are JSON files there, reviewable in a diff; validation
-results go to ``gx/uncommitted/`` which GE's own ``.gitignore`` keeps out of git.
+The context lives in ``<gx_project_dir>/gx`` (``data/08_reporting/gx`` in the project; a run
+never writes into ``conf/``): suites, validation definitions and checkpoints are JSON files
+there; ``conf/base/gx`` is the committed snapshot of what the base parameters generate.
 
 ``import great_expectations`` takes ~2.4 s, so it happens on first use only, and the context is
 created once per process and directory (:func:`get_gx_context`).
