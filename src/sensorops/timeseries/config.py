@@ -85,7 +85,7 @@ class PointOutlierConfig(_Strict):
     """Point-level spike repair (per channel, windowed features, IForest)."""
 
     enabled: bool = True
-    window: int = Field(7, ge=3, description="rolling-median window (odd)")
+    median_window: int = Field(7, ge=3, description="rolling-median window in steps (odd)")
     contamination: float = Field(0.005, gt=0.0, le=0.5, description="IForest contamination")
     min_robust_z: float = Field(
         10.0, ge=0.0, description="a point must also deviate this many MADs from its window"

@@ -169,7 +169,7 @@ class OutlierFilter:
             sample = [interpolate_nans(train_values[i])[0] for i in pick]
             for idx in _group_by_length(sample).values():
                 block = np.stack([sample[i] for i in idx])
-                dev, jin, jout, local = _point_features(block, cfg.points.window)
+                dev, jin, jout, local = _point_features(block, cfg.points.median_window)
                 raw_dev.append(dev)
                 raw_jin.append(jin)
                 raw_jout.append(jout)
@@ -255,7 +255,7 @@ class OutlierFilter:
             for start in range(0, len(idx_all), _CHUNK):
                 idx = idx_all[start : start + _CHUNK]
                 block = np.stack([filled[i] for i in idx])
-                dev, jin, jout, local = _point_features(block, cfg.points.window)
+                dev, jin, jout, local = _point_features(block, cfg.points.median_window)
                 scale = self._local_scale(local)
                 z = np.abs(dev) / scale
                 cand = z > cfg.points.min_robust_z

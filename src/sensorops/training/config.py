@@ -206,7 +206,9 @@ class TrainingConfig:
     """``fp32``, ``tf32``, ``bf16`` (autocast), ``fp16`` (autocast + dynamic loss scaling) or
     ``auto`` (bf16 on GPUs that support it, else fp32)."""
     seed: StrictInt = Field(42, ge=0)
-    """Base seed; rank r uses ``seed + r`` for its own randomness (dropout)."""
+    """Base seed. Every rank seeds with it to build identical initial weights; rank r then
+    reseeds with ``seed + 1000 * r + 1`` for its own randomness (dropout), plus the optimizer
+    step when resuming."""
     deterministic: StrictBool = False
     """Deterministic kernels (slower); with a fixed seed, runs repeat exactly."""
     progress_bar: ProgressMode = "auto"
