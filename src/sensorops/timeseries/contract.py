@@ -94,40 +94,7 @@ def _numeric_channel(frame: pd.DataFrame, ch: str, where: str) -> pd.Series:
     return parsed.astype(np.float64)
 
 
-def check_contract(
-    frame: pd.DataFrame, config: ContractConfig, source: str = "input"
-) -> pd.DataFrame:
-    """Check ``frame`` against the contract and return a clean, sorted copy.
-
-    Args:
-        frame: raw long table; not modified.
-        config: the contract settings.
-        source: name of the source (file path...) used in every error message.
-
-    Returns:
-        A new frame with columns ``series_id`` (str), ``t``, the channels (float64), ``label``
-        (str) and ``split`` (str, if present), sorted by (series_id, t), index reset.
-
-    Raises:
-        ContractError: the first violation found, naming the source, column/series and expectation.
-    """
-    where = f"{source}"
-    if frame is None or len(frame) == 0:
-        raise ContractError(f"{where}: the table is empty; expected one row per (series_id, t)")
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise ContractError(
-            f"{where}: missing required column(s) {missing}; expected columns "
-            f"['series_id', 't', <channels...>, 'label'] (found {list(map(str, frame.columns))})"
-        )
-    channels = resolve_channels(frame, config, where)
-    out = pd.DataFrame({"series_id": frame["series_id"]})
-    if out["series_id"].isna().any():
-        raise ContractError(
-            f"{where}: column 'series_id' has missing values at {_first_rows(frame, frame['series_id'].isna())}"
-        )
-    out["series_id"] = out["series_id"].astype(str)
-
+def _time_column(frame: pd.DataFrame, where: str) -> np.ndarray:
     t = frame["t"]
     if t.isna().any():
         raise ContractError(
@@ -141,23 +108,33 @@ def check_contract(
                 f"{where}: column 't' must be integer steps or timestamps; cannot sort values like "
                 f"{frame['t'].iloc[0]!r}: {exc}"
             ) from exc
-    out["t"] = t.to_numpy()
+    return t.to_numpy()
 
+
+def _channel_column(frame: pd.DataFrame, ch: str, where: str) -> np.ndarray:
+    arr = _numeric_channel(frame, ch, where).to_numpy()
+    if np.isinf(arr).any():
+        bad = np.isinf(arr)
+        raise ContractError(
+            f"{where}: channel {ch!r} has {int(bad.sum())} infinite value(s) at "
+            f"{_first_rows(frame, bad)}; expected finite floats (NaN marks a dropout)"
+        )
+    if np.isnan(arr).all():
+        raise ContractError(f"{where}: channel {ch!r} is entirely NaN; expected measured values")
+    return arr
+
+
+def _columns(frame: pd.DataFrame, channels: list[str], where: str) -> pd.DataFrame:
+    """The typed columns, each checked on its own (keys, time, channels, label, split)."""
+    out = pd.DataFrame({"series_id": frame["series_id"]})
+    if out["series_id"].isna().any():
+        raise ContractError(
+            f"{where}: column 'series_id' has missing values at {_first_rows(frame, frame['series_id'].isna())}"
+        )
+    out["series_id"] = out["series_id"].astype(str)
+    out["t"] = _time_column(frame, where)
     for ch in channels:
-        values = _numeric_channel(frame, ch, where)
-        arr = values.to_numpy()
-        if np.isinf(arr).any():
-            bad = np.isinf(arr)
-            raise ContractError(
-                f"{where}: channel {ch!r} has {int(bad.sum())} infinite value(s) at "
-                f"{_first_rows(frame, bad)}; expected finite floats (NaN marks a dropout)"
-            )
-        if np.isnan(arr).all():
-            raise ContractError(
-                f"{where}: channel {ch!r} is entirely NaN; expected measured values"
-            )
-        out[ch] = arr
-
+        out[ch] = _channel_column(frame, ch, where)
     labels = frame["label"]
     if labels.isna().any():
         raise ContractError(
@@ -173,7 +150,10 @@ def check_contract(
                 f"{sorted(split[bad].unique().tolist())[:5]} at {_first_rows(frame, bad)}"
             )
         out["split"] = split.to_numpy()
+    return out
 
+
+def _check_keys(out: pd.DataFrame, where: str) -> None:
     dup = out.duplicated(["series_id", "t"], keep=False)
     if dup.any():
         pairs = out.loc[dup, ["series_id", "t"]].drop_duplicates().head(3)
@@ -182,8 +162,12 @@ def check_contract(
             f"{where}: {int(dup.sum())} rows have a duplicate (series_id, t), e.g. {shown}; "
             "expected one row per series and time step"
         )
-    out = out.sort_values(["series_id", "t"], kind="stable").reset_index(drop=True)
 
+
+def _check_series(
+    out: pd.DataFrame, channels: list[str], config: ContractConfig, where: str
+) -> tuple[int, list[str]]:
+    """Per-series rules on the sorted table; returns ``(n_series, classes)``."""
     grouped = out.groupby("series_id", sort=False)
     for col in ("label", "split"):
         if col in out.columns:
@@ -217,10 +201,44 @@ def check_contract(
             f"{where}: column 'label' has {len(classes)} class(es) {classes}; expected at least "
             f"{config.min_classes} classes"
         )
+    return len(sizes), classes
+
+
+def check_contract(
+    frame: pd.DataFrame, config: ContractConfig, source: str = "input"
+) -> pd.DataFrame:
+    """Check ``frame`` against the contract and return a clean, sorted copy.
+
+    Args:
+        frame: raw long table; not modified.
+        config: the contract settings.
+        source: name of the source (file path...) used in every error message.
+
+    Returns:
+        A new frame with columns ``series_id`` (str), ``t``, the channels (float64), ``label``
+        (str) and ``split`` (str, if present), sorted by (series_id, t), index reset.
+
+    Raises:
+        ContractError: the first violation found, naming the source, column/series and expectation.
+    """
+    where = f"{source}"
+    if frame is None or len(frame) == 0:
+        raise ContractError(f"{where}: the table is empty; expected one row per (series_id, t)")
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise ContractError(
+            f"{where}: missing required column(s) {missing}; expected columns "
+            f"['series_id', 't', <channels...>, 'label'] (found {list(map(str, frame.columns))})"
+        )
+    channels = resolve_channels(frame, config, where)
+    out = _columns(frame, channels, where)
+    _check_keys(out, where)
+    out = out.sort_values(["series_id", "t"], kind="stable").reset_index(drop=True)
+    n_series, classes = _check_series(out, channels, config, where)
     logger.info(
         "%s: contract ok (%d series, %d channels %s, %d classes)",
         where,
-        len(sizes),
+        n_series,
         len(channels),
         channels,
         len(classes),

@@ -89,6 +89,33 @@ def _clean_cycle(u: np.ndarray, label: int, n_classes: int, n_channels: int) -> 
     return out
 
 
+def _make_anomalous(x: np.ndarray, rng: np.random.Generator) -> str:
+    """Turn ``x`` ``(length, n_channels)`` into an anomalous series in place; returns the kind."""
+    length, n_ch = x.shape
+    kind = ANOMALY_KINDS[int(rng.integers(len(ANOMALY_KINDS)))]
+    if kind == "stuck":
+        x[:] = rng.uniform(-1.0, 1.0, size=n_ch)
+    elif kind == "gain":
+        x *= rng.uniform(3.5, 5.0)
+    elif kind == "drift":
+        x += np.linspace(0.0, rng.choice([-1.0, 1.0]) * 6.0, length)[:, None]
+    else:
+        x += 2.5 * rng.standard_normal(x.shape)
+    return kind
+
+
+def _drop_runs(x: np.ndarray, rng: np.random.Generator, rate: float) -> None:
+    """Blank runs of 1-5 steps per channel (NaN dropouts), ``rate`` of the steps on average."""
+    length, n_ch = x.shape
+    for k in range(n_ch):
+        budget = int(rng.binomial(length, rate))
+        while budget > 0:
+            run = int(min(budget, rng.integers(1, 6)))
+            start = int(rng.integers(1, max(2, length - run - 1)))
+            x[start : start + run, k] = np.nan
+            budget -= run
+
+
 def generate_series(
     config: SyntheticConfig,
 ) -> tuple[SeriesSet, list[np.ndarray], dict[str, str], dict[str, int]]:
@@ -129,16 +156,7 @@ def generate_series(
         x = _clean_cycle(phase, int(codes[i]), K, n_ch)
         x += config.noise * rng.standard_normal(x.shape)
         if i in anomalous_idx:
-            kind = ANOMALY_KINDS[int(rng.integers(len(ANOMALY_KINDS)))]
-            anomalous[sid] = kind
-            if kind == "stuck":
-                x[:] = rng.uniform(-1.0, 1.0, size=n_ch)
-            elif kind == "gain":
-                x *= rng.uniform(3.5, 5.0)
-            elif kind == "drift":
-                x += np.linspace(0.0, rng.choice([-1.0, 1.0]) * 6.0, length)[:, None]
-            else:
-                x += 2.5 * rng.standard_normal(x.shape)
+            anomalous[sid] = _make_anomalous(x, rng)
         spikes = rng.random(x.shape) < config.spike_rate
         n_spikes[sid] = int(spikes.sum())
         x[spikes] += (
@@ -148,13 +166,7 @@ def generate_series(
         )
         x = x * scales + offsets
         if config.dropout_rate > 0:
-            for k in range(n_ch):
-                budget = int(rng.binomial(length, config.dropout_rate))
-                while budget > 0:
-                    run = int(min(budget, rng.integers(1, 6)))
-                    start = int(rng.integers(1, max(2, length - run - 1)))
-                    x[start : start + run, k] = np.nan
-                    budget -= run
+            _drop_runs(x, rng, config.dropout_rate)
         step = int(rng.choice([1, 2, 5]))
         steps.append(int(rng.integers(0, 1000)) + step * np.arange(length, dtype=np.int64))
         values.append(x)
