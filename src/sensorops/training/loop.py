@@ -249,6 +249,7 @@ class Trainer:
         self._validation_seconds = 0.0
         self._validation_cpu_seconds = 0.0
         self._checkpoint_seconds = 0.0
+        self._checkpoint_cpu_seconds = 0.0
         # this rank's sum of step losses in the current epoch (on device, no sync) and step count
         self._epoch_loss = torch.zeros((), dtype=torch.float64, device=ctx.device)
         self._epoch_steps = 0
@@ -307,7 +308,7 @@ class Trainer:
 
     def save(self, which: tuple[str, ...], val_metric: float | None = None) -> None:
         """Collective: gathers every rank's RNG state; rank 0 writes the named checkpoint files."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         rng_all = gather_object(rng_state(self.ctx.device), self.ctx)
         if self.ctx.is_main:
             state = self._checkpoint_state(rng_all, val_metric)
@@ -315,6 +316,7 @@ class Trainer:
                 save_checkpoint(self.ckpt_dir / name, state)
         barrier(self.ctx)
         self._checkpoint_seconds += time.perf_counter() - t0
+        self._checkpoint_cpu_seconds += time.process_time() - c0
 
     def save_last(self) -> None:
         """Collective: write ``last.pt`` (the step-cadence checkpoint)."""
@@ -590,6 +592,7 @@ class Trainer:
             "loop_seconds": loop_seconds,
             "validation_seconds": self._validation_seconds,
             "checkpoint_seconds": self._checkpoint_seconds,
+            "checkpoint_cpu_seconds": self._checkpoint_cpu_seconds,
             # CPU seconds of this process (all its threads) in the loop, without validation:
             # a throughput measure that other tenants of the machine do not distort
             "train_cpu_seconds": time.process_time()
