@@ -1,25 +1,45 @@
-"""Training throughput: the pipeline's launcher vs a minimal hand-written PyTorch DDP loop.
+"""Training throughput: the pipeline's training loop vs a plain hand-written PyTorch DDP loop.
 
-Same model (sensorops.architectures), data, precision (fp32), worker count (2 gloo workers, 1
-thread each) and global batch. The pipeline side runs `launch_training` with everything on:
-AdamW + schedule + clipping, checkpoints every 100 steps and per epoch (rank 0, atomic), MLflow
-logging into a child run of a parent run on a real local `mlflow server` (per-step metrics sent
-in batches every 10 steps, system metrics from every rank). Its samples/s is measured inside the
-workers over the training loop, excluding the per-epoch validation pass (which the plain loop
-does not do); the plain loop's samples/s is measured the same way (first to last step).
+Both sides run the same work per optimizer step, in the same process layout:
 
-    python benchmarks/bench_training.py            # full sizes (~3-4 min)
-    python benchmarks/bench_training.py --quick    # smoke test
+- layout: this script starts one child Python per run; it hosts the torchelastic agent
+  (``elastic_launch``, spawn) with 2 gloo workers of 1 intra-op thread each;
+- model, data and order: ``sensorops.architectures`` LSTM-attention, one synthetic model input,
+  ``DistributedSampler`` shards, global batch 128, fp32, dropout 0.1;
+- optimizer step: AdamW (lr 2e-3, weight decay 0.01), global-norm clipping at 1.0, the same
+  warmup + cosine learning-rate schedule stepped every step;
+- validation: in both, every epoch over the whole validation split (eval batch 256, all-reduced);
+  timed and **excluded** from samples/s on both sides;
+- checkpointing: **excluded**: the pipeline writes its checkpoints as configured (``last.pt``
+  every 100 steps and each epoch end, ``best.pt``), and their time (the summary's
+  ``checkpoint_seconds``, collective included) is subtracted; the plain loop writes none.
+
+What only the pipeline does stays on and inside the timed window: per-step metrics of every step
+to a real local ``mlflow server`` (a child run of a parent run), system metrics of every rank,
+the callbacks, the run summary bookkeeping. samples/s is measured on rank 0 from the first to the
+last optimizer step, by each loop itself.
+
+Runs alternate (A B, B A, A B, ...) after one untimed warm-up run of each side, so drifting
+machine load hits both sides alike; the overhead is the median of the per-pair overheads
+``1 - pipeline/plain`` and its 95% interval a bootstrap over the pairs.
+
+    python benchmarks/bench_training.py                  # full sizes, 7 pairs (~6-12 min)
+    python benchmarks/bench_training.py --quick          # smoke test
+    python benchmarks/bench_training.py --baseline-src /path/to/old/src   # + a third side: the
+        # same pipeline run from another checkout (before/after a change), interleaved too
+    python benchmarks/bench_training.py --profile        # torch.profiler on rank 0 of each loop
 
 The last line printed is one JSON object with pipeline_samples_per_s, plain_samples_per_s,
-overhead_fraction (1 - pipeline/plain, medians over interleaved repetitions).
+overhead_fraction, overhead_ci95 and repetitions.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import random
 import signal
 import socket
 import statistics
@@ -33,6 +53,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+HERE = Path(__file__).resolve()
+LR, WEIGHT_DECAY, CLIP, WARMUP, MIN_LR_RATIO = 2e-3, 0.01, 1.0, 20, 0.05
+EVAL_BATCH, CKPT_EVERY = 256, 100
+WORK_PER_STEP = {
+    "batch": "global 128 (64 per rank), fp32",
+    "optimizer": f"AdamW lr {LR} wd {WEIGHT_DECAY}, clip {CLIP}, warmup {WARMUP} + cosine",
+    "validation": "every epoch in both, whole val split, timed and excluded from samples/s",
+    "checkpointing": f"excluded: pipeline writes last.pt every {CKPT_EVERY} steps + epoch ends "
+    "(time subtracted); plain writes none",
+    "mlflow": "pipeline only, inside the timed window: every step's metrics to a real local "
+    "mlflow server, system metrics of every rank",
+}
 
 
 def make_data(
@@ -65,10 +98,20 @@ def make_data(
     )
 
 
+# -- the plain loop ------------------------------------------------------------------------------
+
+
+def _cosine_factor(step: int, total: int) -> float:
+    if step < WARMUP:
+        return (step + 1) / WARMUP
+    progress = min(1.0, (step - WARMUP) / max(total - WARMUP, 1))
+    return MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def plain_worker(
-    npz: str, spec: dict[str, Any], global_batch: int, epochs: int, lr: float, seed: int
+    npz: str, spec: dict[str, Any], global_batch: int, epochs: int, seed: int, profile: str | None
 ) -> dict[str, float]:
-    """Minimal DDP loop: DistributedSampler, forward, backward, AdamW step. Nothing else."""
+    """The textbook DDP loop (pytorch/examples ddp-tutorial-series) with the same step work."""
     import torch
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
@@ -82,13 +125,17 @@ def plain_worker(
     rank, world = dist.get_rank(), dist.get_world_size()
     mi = load_model_input(npz)
     X, y = torch.from_numpy(mi.X["train"]), torch.from_numpy(mi.y["train"])
+    Xv, yv = torch.from_numpy(mi.X["val"]), torch.from_numpy(mi.y["val"])
     torch.manual_seed(seed)
     model = DDP(build_model(ModelSpec(**spec)))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     loss_fn = torch.nn.CrossEntropyLoss()
     sampler = DistributedSampler(range(len(y)), num_replicas=world, rank=rank, seed=seed)
     micro = global_batch // world
-    steps = 0
+    total = epochs * math.ceil(len(sampler) / micro)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine_factor(s, total))
+    prof = _profiler(profile) if rank == 0 else None
+    steps, val_seconds, val_cpu = 0, 0.0, 0.0
     dist.barrier()
     t0, c0 = time.perf_counter(), time.process_time()
     for epoch in range(epochs):
@@ -99,15 +146,65 @@ def plain_worker(
             loss = loss_fn(model(X[sel]), y[sel])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
             opt.step()
+            sched.step()
             steps += 1
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+            if prof is not None:
+                prof.step()
+        v0, vc0 = time.perf_counter(), time.process_time()
+        model.eval()
+        with torch.no_grad():
+            acc = torch.zeros(2, dtype=torch.float64)
+            shard = torch.arange(rank, len(yv), world)
+            for b in range(0, len(shard), EVAL_BATCH):
+                sel = shard[b : b + EVAL_BATCH]
+                logits = model.module(Xv[sel])
+                acc[0] += torch.nn.functional.cross_entropy(logits, yv[sel], reduction="sum")
+                acc[1] += (logits.argmax(1) == yv[sel]).sum()
+            dist.all_reduce(acc)
+        model.train()
+        val_seconds += time.perf_counter() - v0
+        val_cpu += time.process_time() - vc0
+    seconds = time.perf_counter() - t0 - val_seconds
+    cpu = time.process_time() - c0 - val_cpu
+    if prof is not None:
+        prof.stop()
+        _write_profile(prof, profile, steps)
     dist.destroy_process_group()
-    return {"samples": steps * global_batch, "seconds": seconds, "cpu_seconds": cpu}
+    return {"samples": steps * global_batch, "seconds": seconds, "cpu": cpu, "steps": steps}
 
 
-def run_plain(npz: Path, spec: dict[str, Any], args: argparse.Namespace) -> tuple[float, float]:
-    """(samples/s over wall time, samples per rank-0 CPU second)."""
+def _profiler(path: str | None) -> Any:
+    if path is None:
+        return None
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    prof = profile(
+        activities=[ProfilerActivity.CPU],
+        schedule=schedule(wait=2, warmup=3, active=40, repeat=1),
+        record_shapes=False,
+    )
+    prof.start()
+    return prof
+
+
+def _write_profile(prof: Any, path: str, steps: int) -> None:
+    rows = []
+    for ev in prof.key_averages():
+        rows.append(
+            {
+                "op": ev.key,
+                "calls": ev.count,
+                "self_cpu_us": ev.self_cpu_time_total,
+                "cpu_us": ev.cpu_time_total,
+            }
+        )
+    rows.sort(key=lambda r: -r["self_cpu_us"])
+    Path(path).write_text(json.dumps({"steps_profiled": 40, "ops": rows}))
+
+
+def run_plain(npz: Path, spec: dict[str, Any], args: argparse.Namespace) -> dict[str, float]:
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     cfg = LaunchConfig(
@@ -121,27 +218,64 @@ def run_plain(npz: Path, spec: dict[str, Any], args: argparse.Namespace) -> tupl
         start_method="spawn",
         monitor_interval=0.5,
     )
-    out = elastic_launch(cfg, plain_worker)(str(npz), spec, args.batch, args.epochs, 2e-3, 0)
-    return out[0]["samples"] / out[0]["seconds"], out[0]["samples"] / out[0]["cpu_seconds"]
+    out = elastic_launch(cfg, plain_worker)(
+        str(npz), spec, args.batch, args.epochs, 0, args.profile_out
+    )
+    r0 = out[0]
+    return {
+        "samples_per_s": r0["samples"] / r0["seconds"],
+        "samples_per_cpu_s": r0["samples"] / r0["cpu"],
+        "steps": r0["steps"],
+    }
 
 
-def run_pipeline(
-    npz: Path, workdir: Path, args: argparse.Namespace, tracking_uri: str
-) -> tuple[float, dict]:
+# -- the pipeline ----------------------------------------------------------------------------------
+
+
+class ProfileSteps:
+    """A trainer callback (duck-typed: works with any Callback-based Trainer) profiling rank 0."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.prof: Any = None
+
+    def on_fit_start(self, trainer: Any) -> None:
+        if trainer.ctx.is_main:
+            self.prof = _profiler(self.path)
+
+    def on_step_end(self, trainer: Any, out: Any) -> None:
+        if self.prof is not None:
+            self.prof.step()
+
+    def on_epoch_end(self, trainer: Any, epoch: int) -> None:
+        pass
+
+    def on_eval_end(self, trainer: Any, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def on_fit_end(self, trainer: Any, summary: dict[str, Any]) -> None:
+        if self.prof is not None:
+            self.prof.stop()
+            _write_profile(self.prof, self.path, summary["final_step"])
+            self.prof = None
+
+
+def run_pipeline(npz: Path, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     import mlflow
 
     from sensorops.training.launcher import launch_training
 
     params = {
         "model": {"name": args.model, "hidden": args.hidden, "layers": 2, "dropout": 0.1},
-        "data": {"batch_size": args.batch},
-        "optimizer": {"lr": 2e-3},
+        "data": {"batch_size": args.batch, "eval_batch_size": EVAL_BATCH},
+        "optimizer": {"lr": LR, "weight_decay": WEIGHT_DECAY, "grad_clip_norm": CLIP},
+        "schedule": {"warmup_steps": WARMUP, "min_lr_ratio": MIN_LR_RATIO},
         "loop": {"epochs": args.epochs, "early_stopping_patience": None},
-        "checkpoint": {"every_n_steps": 100, "resume": "never"},
+        "checkpoint": {"every_n_steps": CKPT_EVERY, "resume": "never"},
         "launch": {"nproc_per_node": args.workers, "threads_per_worker": 1},
         "mlflow": {
             "enabled": True,
-            "tracking_uri": tracking_uri,
+            "tracking_uri": args.tracking_uri,
             "log_every_n_steps": 10,
             "system_metrics_interval_s": 10.0,
             "log_checkpoint_artifact": True,
@@ -151,11 +285,86 @@ def run_pipeline(
         "seed": 0,
         "output_dir": str(workdir / f"run_{uuid.uuid4().hex[:8]}"),
     }
-    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(args.tracking_uri)
     mlflow.set_experiment("bench_training")
+    extra = {"callbacks": [ProfileSteps(args.profile_out)]} if args.profile_out else {}
     with mlflow.start_run(run_name="bench-parent"):
-        summary = launch_training(params, npz)
-    return summary["train_samples_per_s"], summary
+        summary = launch_training(params, npz, **extra)
+    timed = summary["loop_seconds"] - summary["validation_seconds"] - summary["checkpoint_seconds"]
+    from mlflow.tracking import MlflowClient
+
+    history = MlflowClient(args.tracking_uri).get_metric_history(
+        summary["mlflow_child_run_id"], "train_loss"
+    )
+    return {
+        "samples_per_s": summary["samples_trained"] / timed,
+        # rank 0's CPU seconds (all its threads: MLflow sender and sampler included) in the
+        # same window; None for a pipeline that does not report its checkpoint CPU time
+        "samples_per_cpu_s": summary["samples_trained"]
+        / (summary["train_cpu_seconds"] - summary["checkpoint_cpu_seconds"])
+        if "checkpoint_cpu_seconds" in summary
+        else None,
+        "samples_per_s_with_checkpoints": summary["samples_trained"]
+        / (timed + summary["checkpoint_seconds"]),
+        "steps": summary["final_step"],
+        "checkpoint_seconds": summary["checkpoint_seconds"],
+        "validation_seconds": summary["validation_seconds"],
+        "train_loss_steps_logged": len({m.step for m in history}),
+    }
+
+
+# -- one run in a child process (same layout for every side) ---------------------------------------
+
+
+def _child(args: argparse.Namespace) -> None:
+    job = json.loads(args.child)
+    ns = argparse.Namespace(**job["args"])
+    npz, workdir = Path(job["npz"]), Path(job["workdir"])
+    if job["side"] == "plain":
+        result = run_plain(npz, job["spec"], ns)
+    else:
+        result = run_pipeline(npz, workdir, ns)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def _group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in process group ``pgid`` (from /proc)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def run_side(side: str, src: str | None, job: dict[str, Any], server_pid: int) -> dict[str, Any]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if src:
+        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    server_cpu = _group_cpu_seconds(server_pid)
+    proc = subprocess.run(
+        [sys.executable, str(HERE), "--child", json.dumps({**job, "side": side})],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{side} run failed:\n{proc.stderr[-4000:]}")
+    line = next(x for x in reversed(proc.stdout.splitlines()) if x.startswith("RESULT "))
+    result = json.loads(line[len("RESULT ") :])
+    result["tracking_server_cpu_s"] = _group_cpu_seconds(server_pid) - server_cpu
+    return result
+
+
+def bootstrap_ci(values: list[float], n: int = 10000, seed: int = 0) -> list[float]:
+    """95% percentile-bootstrap interval of the median of ``values``."""
+    rng = random.Random(seed)
+    meds = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(n))
+    return [meds[int(0.025 * n)], meds[int(0.975 * n) - 1]]
 
 
 def start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -220,102 +429,176 @@ def stop_server(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
     proc.wait()
 
 
+def _profile_summary(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text())
+    ops = data["ops"]
+    per_step = data["steps_profiled"]
+    top = [
+        {
+            "op": o["op"],
+            "calls_per_step": o["calls"] / per_step,
+            "self_us_per_step": o["self_cpu_us"] / per_step,
+        }
+        for o in ops[:15]
+    ]
+    return {
+        "self_cpu_ms_per_step": sum(o["self_cpu_us"] for o in ops) / per_step / 1000,
+        "ops_per_step": sum(o["calls"] for o in ops) / per_step,
+        "top": top,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="small sizes, one repetition (smoke test)"
-    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, 2 pairs (smoke test)")
+    parser.add_argument("--reps", type=int, default=None, help="pairs (default 7; --quick 2)")
     parser.add_argument("--model", default="lstm_attention")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--baseline-src",
+        default=None,
+        help="a third, interleaved side: the "
+        "pipeline imported from this src/ directory (e.g. before a change)",
+    )
+    parser.add_argument("--profile", action="store_true", help="profile rank 0 of each loop")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        _child(args)
+        return
     sizes = (
-        {"n_train": 512, "length": 64, "epochs": 1, "reps": 1, "hidden": 32}
+        {"n_train": 512, "length": 64, "epochs": 1, "reps": 2, "hidden": 32}
         if args.quick
-        else {"n_train": 4096, "length": 100, "epochs": 4, "reps": 5, "hidden": 64}
+        else {"n_train": 4096, "length": 100, "epochs": 4, "reps": 7, "hidden": 64}
     )
-    args.n_train, args.length, args.epochs, args.reps, args.hidden = (
-        sizes["n_train"],
-        sizes["length"],
-        sizes["epochs"],
-        sizes["reps"],
-        sizes["hidden"],
-    )
-    args.batch = 128
+    reps = args.reps or sizes["reps"]
+    if args.profile:
+        reps = 1
     channels, classes = 6, 4
+    run_args = {
+        "model": args.model,
+        "workers": args.workers,
+        "batch": 128,
+        "epochs": sizes["epochs"],
+        "hidden": sizes["hidden"],
+        "tracking_uri": None,
+        "profile_out": None,
+    }
     spec = {
         "name": args.model,
         "n_channels": channels,
         "n_classes": classes,
-        "length": args.length,
-        "hidden": args.hidden,
+        "length": sizes["length"],
+        "hidden": sizes["hidden"],
         "layers": 2,
         "dropout": 0.1,
     }
+    sides = ["pipeline", "plain"] + (["baseline"] if args.baseline_src else [])
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench_training_") as tmp:
         workdir = Path(tmp)
         npz = workdir / "model_input.npz"
-        make_data(npz, args.n_train, args.length, channels, classes)
+        make_data(npz, sizes["n_train"], sizes["length"], channels, classes)
         server, uri = start_server(workdir)
+        run_args["tracking_uri"] = uri
+        server_pid = server.pid  # its own session: the process group id
+        job = {"npz": str(npz), "workdir": str(workdir), "spec": spec, "args": run_args}
+
+        def go(side: str, profile: Path | None = None) -> dict[str, Any]:
+            j = {**job, "args": {**run_args, "profile_out": str(profile) if profile else None}}
+            src = args.baseline_src if side == "baseline" else None
+            return run_side("pipeline" if side == "baseline" else side, src, j, server_pid)
+
         try:
-            # one untimed round first (server, page cache, first-launch costs), then interleaved
-            # repetitions in alternating order (ABBA) so drifting machine load hits both sides
-            run_pipeline(npz, workdir, args, uri)
-            run_plain(npz, spec, args)
-            pipe, plain, pipe_cpu, plain_cpu, paired, details = [], [], [], [], [], []
-            for rep in range(args.reps):
-                if rep % 2 == 0:
-                    p, summary = run_pipeline(npz, workdir, args, uri)
-                    q, q_cpu = run_plain(npz, spec, args)
-                else:
-                    q, q_cpu = run_plain(npz, spec, args)
-                    p, summary = run_pipeline(npz, workdir, args, uri)
-                p_cpu = summary["samples_trained"] / summary["train_cpu_seconds"]
-                pipe.append(p)
-                plain.append(q)
-                pipe_cpu.append(p_cpu)
-                plain_cpu.append(q_cpu)
-                paired.append(1.0 - p / q)
-                details.append(
-                    {
-                        "rep": rep,
-                        "pipeline": p,
-                        "plain": q,
-                        "pipeline_per_cpu_s": p_cpu,
-                        "plain_per_cpu_s": q_cpu,
-                        "validation_seconds": summary["validation_seconds"],
-                        "loop_seconds": summary["loop_seconds"],
-                        "steps": summary["final_step"],
-                    }
+            if args.profile:
+                out = {}
+                for side in ("pipeline", "plain"):
+                    path = workdir / f"profile_{side}.json"
+                    go(side, path)
+                    out[side] = _profile_summary(path)
+                print(json.dumps({"benchmark": "training_profile_rank0", **out}))
+                return
+            for side in sides:  # warm-up: server, page cache, first-launch costs
+                go(side)
+            results: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
+            for rep in range(reps):
+                order = sides if rep % 2 == 0 else sides[::-1]
+                for side in order:
+                    results[side].append(go(side))
+                print(
+                    json.dumps(
+                        {"rep": rep, "order": order}
+                        | {s: round(results[s][-1]["samples_per_s"], 1) for s in sides}
+                    ),
+                    flush=True,
                 )
-                print(json.dumps(details[-1]))
         finally:
             stop_server(server)
-    p_med, q_med = statistics.median(pipe), statistics.median(plain)
+    load_after = os.getloadavg()
+    rate = {s: [r["samples_per_s"] for r in results[s]] for s in sides}
+    paired = [1.0 - p / q for p, q in zip(rate["pipeline"], rate["plain"], strict=True)]
+    cpu_paired = [
+        1.0 - r["samples_per_cpu_s"] / q["samples_per_cpu_s"]
+        for r, q in zip(results["pipeline"], results["plain"], strict=True)
+    ]
+    steps = results["pipeline"][0]["steps"]
     result = {
         "benchmark": "training_throughput",
         "model": args.model,
         "workers": args.workers,
-        "global_batch": args.batch,
+        "global_batch": 128,
         "precision": "fp32",
-        "n_train": args.n_train,
-        "length": args.length,
-        "channels": channels,
-        "epochs": args.epochs,
-        "reps": args.reps,
-        "pipeline_samples_per_s": p_med,
-        "plain_samples_per_s": q_med,
-        "overhead_fraction": 1.0 - p_med / q_med,
-        # median of per-repetition pairs (each pair ran back to back under similar load)
-        "overhead_fraction_paired_median": statistics.median(paired),
-        # samples per CPU-second of rank 0 (its threads included, the MLflow server not):
-        # insensitive to other processes competing for the cores
-        "pipeline_samples_per_cpu_s": statistics.median(pipe_cpu),
-        "plain_samples_per_cpu_s": statistics.median(plain_cpu),
-        "overhead_fraction_cpu": 1.0 - statistics.median(pipe_cpu) / statistics.median(plain_cpu),
-        "pipeline_all": pipe,
-        "plain_all": plain,
-        "mlflow": "real local server, child run, batched every 10 steps, system metrics every 10 s",
+        "n_train": sizes["n_train"],
+        "length": sizes["length"],
+        "epochs": sizes["epochs"],
+        "steps_per_run": steps,
+        "work_per_step": WORK_PER_STEP,
+        "design": "interleaved pairs, order alternating (AB BA ...), 1 untimed warm-up run each",
+        "repetitions": reps,
+        "pipeline_samples_per_s": statistics.median(rate["pipeline"]),
+        "plain_samples_per_s": statistics.median(rate["plain"]),
+        "overhead_fraction": statistics.median(paired),
+        "overhead_ci95": bootstrap_ci(paired),
+        "overhead_paired": paired,
+        # per CPU second of rank 0 (its threads included; the tracking server's CPU is reported
+        # apart): what other tenants of a loaded machine distort least
+        "overhead_fraction_cpu": statistics.median(cpu_paired),
+        "overhead_cpu_ci95": bootstrap_ci(cpu_paired),
+        # the same, with the pipeline's checkpoint time left in (the plain loop writes none)
+        "overhead_fraction_with_checkpoints": statistics.median(
+            1.0 - r["samples_per_s_with_checkpoints"] / q
+            for r, q in zip(results["pipeline"], rate["plain"], strict=True)
+        ),
+        "pipeline_all": rate["pipeline"],
+        "plain_all": rate["plain"],
+        "mlflow_train_loss_steps_logged": [
+            r["train_loss_steps_logged"] for r in results["pipeline"]
+        ],
+        "mlflow_steps_expected": steps,
+        "tracking_server_cpu_s_per_pipeline_run": statistics.median(
+            r["tracking_server_cpu_s"] for r in results["pipeline"]
+        ),
+        "checkpoint_seconds_subtracted": statistics.median(
+            r["checkpoint_seconds"] for r in results["pipeline"]
+        ),
+        "load_average_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+        "cpu_count": os.cpu_count(),
     }
+    if args.baseline_src:
+        base = [1.0 - b / q for b, q in zip(rate["baseline"], rate["plain"], strict=True)]
+        gain = [p / b - 1.0 for p, b in zip(rate["pipeline"], rate["baseline"], strict=True)]
+        result |= {
+            "baseline_src": args.baseline_src,
+            "baseline_samples_per_s": statistics.median(rate["baseline"]),
+            "baseline_overhead_fraction": statistics.median(base),
+            "baseline_overhead_ci95": bootstrap_ci(base),
+            "speedup_vs_baseline": statistics.median(gain),
+            "speedup_vs_baseline_ci95": bootstrap_ci(gain),
+            "baseline_all": rate["baseline"],
+            "baseline_tracking_server_cpu_s_per_run": statistics.median(
+                r["tracking_server_cpu_s"] for r in results["baseline"]
+            ),
+        }
     print(json.dumps(result))
 
 

@@ -15,6 +15,7 @@ from sensorops.architectures import ModelSpec, build_model
 from sensorops.model_input import ModelInput, ModelInputError, load_model_input, save_model_input
 from sensorops.tracking import TrackingServerUnreachable
 from sensorops.training.config import ConfigError, TrainingConfig
+from sensorops.training.faults import KillWorker
 from sensorops.training.launcher import TrainingLaunchError, launch_training, plan_launch
 from tests.training.conftest import make_model_input, tiny_config
 from tests.training.ddp_workers import one_step_worker
@@ -64,13 +65,8 @@ def test_gradients_identical_across_ranks_and_equal_to_full_batch(
     torch.testing.assert_close(r0["grads"], full, rtol=1e-4, atol=1e-6)
 
 
-def test_killed_worker_restarts_and_resumes_from_checkpoint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_killed_worker_restarts_and_resumes_from_checkpoint(tmp_path: Path) -> None:
     marker = tmp_path / "killed.txt"
-    monkeypatch.setenv("SENSOROPS_FAULT_KILL_RANK", "1")
-    monkeypatch.setenv("SENSOROPS_FAULT_KILL_STEP", "12")
-    monkeypatch.setenv("SENSOROPS_FAULT_MARKER", str(marker))
     # restarted workers must not read the addresses their dead predecessors published in the
     # agent's store (distributed._attempt_store); without that this failed about every other run
     params = tiny_config(
@@ -79,7 +75,9 @@ def test_killed_worker_restarts_and_resumes_from_checkpoint(
         checkpoint={"every_n_steps": 5},
         launch={"max_restarts": 1},
     )
-    summary = launch_training(params, make_model_input())
+    summary = launch_training(
+        params, make_model_input(), callbacks=[KillWorker(rank=1, step=12, marker=marker)]
+    )
     assert marker.read_text().startswith("rank 1 killed at step 12")
     assert summary["restart_count"] == 1
     assert summary["resumed_from_step"] == 10  # the last checkpoint before the kill, not step 0
@@ -87,15 +85,11 @@ def test_killed_worker_restarts_and_resumes_from_checkpoint(
     assert summary["epochs_completed"] == 4
 
 
-def test_killed_worker_without_restarts_fails_with_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SENSOROPS_FAULT_KILL_RANK", "0")
-    monkeypatch.setenv("SENSOROPS_FAULT_KILL_STEP", "3")
-    monkeypatch.setenv("SENSOROPS_FAULT_MARKER", str(tmp_path / "killed.txt"))
+def test_killed_worker_without_restarts_fails_with_a_clear_error(tmp_path: Path) -> None:
     params = tiny_config(tmp_path / "run", loop={"epochs": 2}, launch={"max_restarts": 0})
+    kill = KillWorker(rank=0, step=3, marker=tmp_path / "killed.txt")
     with pytest.raises(TrainingLaunchError, match=r"failed after 0 restart\(s\)"):
-        launch_training(params, make_model_input())
+        launch_training(params, make_model_input(), callbacks=[kill])
 
 
 # -- errors before any worker starts -------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -9,17 +10,20 @@ import torch
 
 from sensorops.architectures import load_checkpoint_model, read_checkpoint
 from sensorops.model_input import ModelInput
+from sensorops.training.callbacks import Callback, StopAtStep
 from sensorops.training.config import TrainingConfig
 from sensorops.training.distributed import setup_distributed
 from sensorops.training.loop import Trainer
 from tests.training.conftest import make_model_input, tiny_config
 
 
-def make_trainer(out: Path, mi: ModelInput, **overrides: object) -> Trainer:
+def make_trainer(
+    out: Path, mi: ModelInput, callbacks: Sequence[Callback] = (), **overrides: object
+) -> Trainer:
     params = tiny_config(out, **overrides)
     params["model"]["dropout"] = 0.2  # exercise the RNG state on resume
     cfg = TrainingConfig.from_dict(params)
-    return Trainer(cfg, setup_distributed("gloo"), mi)
+    return Trainer(cfg, setup_distributed("gloo"), mi, callbacks=callbacks)
 
 
 def test_resume_continues_at_saved_step_with_identical_state(
@@ -30,8 +34,9 @@ def test_resume_continues_at_saved_step_with_identical_state(
     total = straight.total_steps
     straight.fit()
 
-    first = make_trainer(tmp_path / "b", tiny_mi, **steps)
-    first.fit(stop_after_step=8)  # interrupted mid-epoch right after the step-8 checkpoint
+    # interrupted mid-epoch right after the step-8 checkpoint
+    first = make_trainer(tmp_path / "b", tiny_mi, [StopAtStep(8, finish=False)], **steps)
+    assert first.fit()["interrupted"] is True
     saved = read_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
     assert saved["train_state"]["step"] == 8
 

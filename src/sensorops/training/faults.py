@@ -1,9 +1,7 @@
-"""Fault injection for the restart tests: a worker kills itself with SIGKILL, once.
+"""Fault injection for the restart tests, as a trainer callback the test passes in.
 
-Set all three environment variables to arm it (nothing happens otherwise):
-``SENSOROPS_FAULT_KILL_RANK`` (global rank), ``SENSOROPS_FAULT_KILL_STEP`` (optimizer step after
-which it dies) and ``SENSOROPS_FAULT_MARKER`` (a file created just before dying, so the restarted
-worker group does not die again).
+Nothing in the production path arms it: ``launch_training(cfg, mi, callbacks=[KillWorker(...)])``
+hands it (pickled, as ``spawn`` requires) to every worker, and it acts on one rank, once.
 """
 
 from __future__ import annotations
@@ -12,19 +10,34 @@ import logging
 import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sensorops.training.callbacks import Callback, StepOutput
+
+if TYPE_CHECKING:
+    from sensorops.training.loop import Trainer
 
 logger = logging.getLogger(__name__)
 
 
-def maybe_die(rank: int, step: int) -> None:
-    """SIGKILL this process if the fault is armed for ``rank`` at ``step`` and has not fired yet."""
-    kill_rank = os.environ.get("SENSOROPS_FAULT_KILL_RANK")
-    kill_step = os.environ.get("SENSOROPS_FAULT_KILL_STEP")
-    marker = os.environ.get("SENSOROPS_FAULT_MARKER")
-    if kill_rank is None or kill_step is None or marker is None:
-        return
-    if rank != int(kill_rank) or step != int(kill_step) or Path(marker).exists():
-        return
-    Path(marker).write_text(f"rank {rank} killed at step {step}\n")
-    logger.warning("fault injection: rank %d SIGKILLs itself at step %d", rank, step)
-    os.kill(os.getpid(), signal.SIGKILL)
+class KillWorker(Callback):
+    """SIGKILL global rank ``rank`` right after optimizer step ``step``, once.
+
+    ``marker`` is a file created just before dying, so the restarted worker group does not die
+    again (the restarted workers get a fresh copy of this callback).
+    """
+
+    def __init__(self, rank: int, step: int, marker: str | os.PathLike[str]) -> None:
+        self.rank = rank
+        self.step = step
+        self.marker = str(marker)
+
+    def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
+        if out.step != self.step or trainer.ctx.rank != self.rank:
+            return
+        marker = Path(self.marker)
+        if marker.exists():
+            return
+        marker.write_text(f"rank {self.rank} killed at step {self.step}\n")
+        logger.warning("fault injection: rank %d SIGKILLs itself at step %d", self.rank, self.step)
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import torch
 
 from sensorops.model_input import ModelInput, ModelInputError, load_model_input, save_model_input
 from sensorops.tracking import check_tracking_uri
+from sensorops.training.callbacks import Callback
 from sensorops.training.config import ConfigError, TrainingConfig
 from sensorops.training.precision import resolve_precision_mode
 
@@ -144,14 +145,14 @@ def check_model_input(mi: ModelInput, cfg: TrainingConfig, source: str) -> None:
         )
 
 
-def _check_resume_compatibility(cfg: TrainingConfig, mi: ModelInput) -> None:
+def _check_resume_compatibility(cfg: TrainingConfig, out: Path, mi: ModelInput) -> None:
     """With ``resume: must``, the existing checkpoint must describe the same classes and channels."""
     if cfg.checkpoint.resume != "must":
         return
     from sensorops.architectures import read_checkpoint
     from sensorops.training.checkpoint import LAST, checkpoint_dir
 
-    path = checkpoint_dir(cfg.output_dir) / LAST
+    path = checkpoint_dir(out) / LAST
     meta = read_checkpoint(path)["metadata"]
     for key, have in (("classes", list(mi.classes)), ("channels", list(mi.channels))):
         if list(meta.get(key, [])) != have:
@@ -167,8 +168,17 @@ def _tracking_uri(cfg: TrainingConfig) -> str:
     return cfg.mlflow.tracking_uri or mlflow.get_tracking_uri()
 
 
-def _create_child_run(cfg: TrainingConfig) -> tuple[str, str, str | None]:
-    """Create the training run under the active MLflow run. Returns (tracking_uri, run_id, parent_id)."""
+@dataclass(frozen=True)
+class ChildRun:
+    """The MLflow training run the launcher created for the workers."""
+
+    tracking_uri: str
+    run_id: str
+    parent_run_id: str | None
+
+
+def _create_child_run(cfg: TrainingConfig) -> ChildRun:
+    """Create the training run under the active MLflow run (or in the configured experiment)."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -184,67 +194,41 @@ def _create_child_run(cfg: TrainingConfig) -> tuple[str, str, str | None]:
         exp = client.get_experiment_by_name(name)
         experiment_id = exp.experiment_id if exp else client.create_experiment(name)
     run = client.create_run(experiment_id, run_name=cfg.mlflow.run_name, tags=tags)
-    return uri, run.info.run_id, parent.info.run_id if parent else None
+    return ChildRun(uri, run.info.run_id, parent.info.run_id if parent else None)
 
 
-def launch_training(
-    cfg: TrainingConfig | dict[str, Any],
-    model_input: ModelInput | str | os.PathLike[str],
-) -> dict[str, Any]:
-    """Validate, launch the workers, wait, and return rank 0's training summary.
+def prepare(
+    cfg: TrainingConfig,
+    plan: LaunchPlan,
+    out: Path,
+    model_input_path: Path,
+    run: ChildRun | None,
+) -> TrainingConfig:
+    """The config the workers read: ``cfg`` with the run-time fields filled in, in one replace.
 
-    Args:
-        cfg: the ``training.trainer`` parameters (dict) or a :class:`TrainingConfig`.
-        model_input: the loaded model input (re-saved into the run directory for the workers) or
-            the path of a model input ``.npz`` file.
-
-    Returns:
-        The summary dict: ``best_checkpoint``, ``last_checkpoint``, ``model_name``,
-        ``mlflow_child_run_id``, ``best_val_metric`` (+ name, step), ``final_step``,
-        ``resumed_from_step``, ``restarts``, ``history`` (per-epoch validation), ...
-
-    Raises:
-        ConfigError / ModelInputError / TrackingServerUnreachable: before any worker starts.
-        TrainingLaunchError: the workers failed after ``max_restarts`` restarts.
+    Run directory and model input as absolute paths, the precision the plan resolved (never
+    ``auto``), and the MLflow run the workers log into.
     """
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+    fields: dict[str, Any] = {
+        "output_dir": str(out),
+        "precision": plan.precision,
+        "model_input_path": str(model_input_path),
+    }
+    if run is not None:
+        fields["mlflow"] = {
+            "tracking_uri": run.tracking_uri,
+            "run_id": run.run_id,
+            "parent_run_id": run.parent_run_id,
+        }
+    return cfg.replace(**fields)
 
-    from sensorops.training.train import run_worker
 
-    if not isinstance(cfg, TrainingConfig):
-        cfg = TrainingConfig.from_dict(cfg)
-    plan = plan_launch(cfg)
-    out = Path(cfg.output_dir).resolve()
-    if isinstance(model_input, ModelInput):
-        mi, mi_path, source = model_input, out / MODEL_INPUT_FILE, "mi_model_input"
-    else:
-        mi_path = Path(model_input).resolve()
-        mi, source = load_model_input(mi_path), str(mi_path)
-    check_model_input(mi, cfg, source)
-    # the workers get the resolved precision (auto -> bf16/fp16/fp32), checked above
-    cfg = cfg.replace(output_dir=str(out), precision=plan.precision)
-    _check_resume_compatibility(cfg, mi)
-    if cfg.mlflow.enabled:
-        check_tracking_uri(_tracking_uri(cfg))
-    # -- all checks passed: write the run directory, create the MLflow run, launch -------------
-    out.mkdir(parents=True, exist_ok=True)
-    if isinstance(model_input, ModelInput):
-        save_model_input(mi, mi_path)
-    parent_id = None
-    if cfg.mlflow.enabled:
-        uri, run_id, parent_id = _create_child_run(cfg)
-        cfg = cfg.replace(
-            mlflow={"tracking_uri": uri, "run_id": run_id, "parent_run_id": parent_id}
-        )
-    cfg = cfg.replace(model_input_path=str(mi_path))
-    config_path = out / RESOLVED_CONFIG
-    from sensorops.atomic import atomic_write_text
-
-    atomic_write_text(config_path, cfg.to_json())
+def _elastic_config(cfg: TrainingConfig, plan: LaunchPlan) -> Any:
+    """The ``elastic_launch`` settings torchrun would derive from the same flags."""
+    from torch.distributed.launcher.api import LaunchConfig
 
     launch = cfg.launch
-    launch_cfg = LaunchConfig(
+    return LaunchConfig(
         min_nodes=launch.nnodes,
         max_nodes=launch.nnodes,
         nproc_per_node=plan.nproc_per_node,
@@ -258,36 +242,92 @@ def launch_training(
         monitor_interval=launch.monitor_interval_s,
         start_method="spawn",
     )
+
+
+def launch_training(
+    cfg: TrainingConfig | dict[str, Any],
+    model_input: ModelInput | str | os.PathLike[str],
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """Validate, launch the workers, wait, and return rank 0's training summary.
+
+    The config is resolved once: :func:`plan_launch`, the checks, the child run, then
+    :func:`prepare` (one ``replace``), written as ``resolved_config.json`` for the workers.
+
+    Args:
+        cfg: the ``training.trainer`` parameters (dict) or a :class:`TrainingConfig`.
+        model_input: the loaded model input (re-saved into the run directory for the workers) or
+            the path of a model input ``.npz`` file.
+        callbacks: extra trainer callbacks for every worker (pickled for ``spawn``), e.g.
+            :class:`~sensorops.training.faults.KillWorker` in the restart tests.
+
+    Returns:
+        The summary dict: ``best_checkpoint``, ``last_checkpoint``, ``model_name``,
+        ``mlflow_child_run_id``, ``best_val_metric`` (+ name, step), ``final_step``,
+        ``resumed_from_step``, ``restarts``, ``history`` (per-epoch validation), ...
+
+    Raises:
+        ConfigError / ModelInputError / TrackingServerUnreachable: before any worker starts.
+        TrainingLaunchError: the workers failed after ``max_restarts`` restarts.
+    """
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import elastic_launch
+
+    from sensorops.atomic import atomic_write_text
+    from sensorops.training.train import SUMMARY_FILE, run_worker
+
+    if not isinstance(cfg, TrainingConfig):
+        cfg = TrainingConfig.from_dict(cfg)
+    plan = plan_launch(cfg)
+    out = Path(cfg.output_dir).resolve()
+    if isinstance(model_input, ModelInput):
+        mi, mi_path, source = model_input, out / MODEL_INPUT_FILE, "mi_model_input"
+    else:
+        mi_path = Path(model_input).resolve()
+        mi, source = load_model_input(mi_path), str(mi_path)
+    check_model_input(mi, cfg, source)
+    _check_resume_compatibility(cfg, out, mi)
+    if cfg.mlflow.enabled:
+        check_tracking_uri(_tracking_uri(cfg))
+    # -- all checks passed: write the run directory, create the MLflow run, launch -------------
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(model_input, ModelInput):
+        save_model_input(mi, mi_path)
+    run = _create_child_run(cfg) if cfg.mlflow.enabled else None
+    cfg = prepare(cfg, plan, out, mi_path, run)
+    config_path = out / RESOLVED_CONFIG
+    atomic_write_text(config_path, cfg.to_json())
     logger.info(
         "launching %d worker(s) x %d node(s) (%s, %s); config %s",
         plan.nproc_per_node,
-        launch.nnodes,
+        cfg.launch.nnodes,
         plan.device_type,
         plan.backend,
         config_path,
     )
     status = "FAILED"
     try:
-        results = elastic_launch(launch_cfg, run_worker)(str(config_path))
+        results = elastic_launch(_elastic_config(cfg, plan), run_worker)(
+            str(config_path), tuple(callbacks)
+        )
         status = "FINISHED"
     except ChildFailedError as exc:
         raise TrainingLaunchError(
-            f"training workers failed after {launch.max_restarts} restart(s); run directory {out}:\n{exc.format_msg()}"
+            f"training workers failed after {cfg.launch.max_restarts} restart(s); run directory "
+            f"{out}:\n{exc.format_msg()}"
         ) from exc
     finally:
-        if cfg.mlflow.enabled:
+        if run is not None:
             from mlflow.tracking import MlflowClient
 
-            MlflowClient(tracking_uri=cfg.mlflow.tracking_uri).set_terminated(
-                cfg.mlflow.run_id, status
-            )
+            MlflowClient(tracking_uri=run.tracking_uri).set_terminated(run.run_id, status)
     summary = results.get(0) if results else None
     if summary is None:  # this node holds no rank 0: read what rank 0 wrote (shared filesystem)
         import json
 
-        summary = json.loads((out / "training_summary.json").read_text())
+        summary = json.loads((out / SUMMARY_FILE).read_text())
     summary = dict(summary)
-    summary["mlflow_child_run_id"] = cfg.mlflow.run_id
-    summary["mlflow_parent_run_id"] = parent_id
+    summary["mlflow_child_run_id"] = run.run_id if run is not None else None
+    summary["mlflow_parent_run_id"] = run.parent_run_id if run is not None else None
     summary["resolved_config"] = str(config_path)
     return summary

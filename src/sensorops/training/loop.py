@@ -1,17 +1,33 @@
 """The training loop of one worker: DDP, precision, accumulation, clipping, validation,
-early stopping, checkpoints (rank 0) and automatic resume."""
+early stopping, epoch-end checkpoints (rank 0) and automatic resume.
+
+Everything else around the step is a :mod:`~sensorops.training.callbacks` callback: the MLflow
+metrics window, the progress bar, the step-cadence checkpoint, and whatever a caller passes in
+(fault injection in the restart tests, a hyperparameter search reporting intermediate values).
+Two plug points serve data-side extensions without touching the loop:
+
+- ``batch_transform(x, y) -> (x, target)`` runs on every micro-batch after it reaches the device
+  and before the forward pass (CutMix/Mixup: ``target`` may be class probabilities
+  ``(batch, n_classes)``; :class:`torch.nn.CrossEntropyLoss` takes both);
+- ``batches``: any object with ``set_epoch(epoch)``, ``__len__()`` (micro-batches per epoch on this
+  rank) and ``iter_from(skip)`` yielding index tensors, in place of the default
+  :class:`~sensorops.training.data.ShardedBatches` (a curriculum sampler). It must give every rank
+  the same number of micro-batches, and be deterministic in ``epoch`` for mid-epoch resume.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
 import random
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -20,6 +36,14 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from sensorops.architectures import ModelSpec, build_model, count_parameters
 from sensorops.model_input import ModelInput, model_input_digests
+from sensorops.training.callbacks import (
+    Callback,
+    MetricsLogger,
+    PeriodicCheckpoint,
+    ProgressBar,
+    StepOutput,
+    overrides,
+)
 from sensorops.training.checkpoint import (
     BEST,
     LAST,
@@ -39,7 +63,6 @@ from sensorops.training.distributed import (
     broadcast_object,
     gather_object,
 )
-from sensorops.training.faults import maybe_die
 from sensorops.training.metrics import metrics_from_confusion
 from sensorops.training.optim import build_optimizer, build_scheduler
 from sensorops.training.precision import resolve_precision
@@ -116,6 +139,39 @@ class TrainState:
     history: list[dict[str, float | None]] = field(default_factory=list)
 
 
+class BatchSchedule(Protocol):
+    """What the loop needs from a per-rank sampler of micro-batch indices."""
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+    def __len__(self) -> int: ...
+
+    def iter_from(self, skip: int = 0) -> Iterator[torch.Tensor]: ...
+
+
+BatchTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""``(x, y) -> (x, target)`` on the device, before the forward pass (see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class _StopRequest:
+    reason: str
+    finish: bool
+
+
+def default_callbacks(cfg: TrainingConfig, run_logger: RunLogger | None) -> list[Callback]:
+    """What the config asks for: the step-cadence checkpoint, the progress bar and, with a logger,
+    the MLflow metrics window (rank 0 only)."""
+    callbacks: list[Callback] = []
+    if cfg.checkpoint.every_n_steps:
+        callbacks.append(PeriodicCheckpoint(cfg.checkpoint.every_n_steps))
+    if cfg.progress_bar != "never":
+        callbacks.append(ProgressBar(cfg.progress_bar))
+    if run_logger is not None and run_logger.ctx.is_main:
+        callbacks.append(MetricsLogger(run_logger, cfg.mlflow.log_every_n_steps))
+    return callbacks
+
+
 class Trainer:
     """Trains one model in one worker process; all ranks construct one and call :meth:`fit`.
 
@@ -124,6 +180,9 @@ class Trainer:
         ctx: this worker's distributed context.
         mi: the model input (every rank holds the arrays; DistributedSampler shards them).
         run_logger: MLflow logger (started by the caller); ``None`` for no tracking.
+        callbacks: called after :func:`default_callbacks` (same list, same order on every rank).
+        batch_transform: ``(x, y) -> (x, target)`` per training micro-batch (CutMix/Mixup).
+        batches: a :class:`BatchSchedule` replacing the default shuffled shards.
     """
 
     def __init__(
@@ -132,6 +191,10 @@ class Trainer:
         ctx: DistContext,
         mi: ModelInput,
         run_logger: RunLogger | None = None,
+        callbacks: Sequence[Callback] = (),
+        *,
+        batch_transform: BatchTransform | None = None,
+        batches: BatchSchedule | None = None,
     ) -> None:
         self.cfg = cfg
         self.ctx = ctx
@@ -157,11 +220,14 @@ class Trainer:
         self.val = _to_device(split_tensors(mi, "val"), ctx.device)
         self.micro = micro_batch_size(cfg, ctx.world_size)
         self.accum = cfg.optimizer.grad_accum_steps
-        self.batches = ShardedBatches(
+        self.global_batch = self.micro * ctx.world_size * self.accum
+        self.batches: BatchSchedule = batches or ShardedBatches(
             len(self.train), self.micro, ctx.world_size, ctx.rank, cfg.seed
         )
+        self.batch_transform = batch_transform
         self.steps_per_epoch = max(1, math.ceil(len(self.batches) / self.accum))
         self.total_steps = cfg.loop.max_steps or cfg.loop.epochs * self.steps_per_epoch
+        self.callbacks: list[Callback] = [*default_callbacks(cfg, run_logger), *callbacks]
 
         seed_everything(cfg.seed)  # identical initial weights on every rank
         model = build_model(self.spec).to(ctx.device)
@@ -178,34 +244,53 @@ class Trainer:
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.loop.label_smoothing)
         self.state = TrainState()
         self.resumed_from_step: int | None = None
+        self._stop: _StopRequest | None = None
+        self._stopped_early = False
         self._validation_seconds = 0.0
         self._validation_cpu_seconds = 0.0
         self._checkpoint_seconds = 0.0
-        # sum of this rank's step losses and step count in the current epoch (on device, no sync)
-        self._epoch_loss = torch.zeros(2, dtype=torch.float64, device=ctx.device)
+        self._checkpoint_cpu_seconds = 0.0
+        # this rank's sum of step losses in the current epoch (on device, no sync) and step count
+        self._epoch_loss = torch.zeros((), dtype=torch.float64, device=ctx.device)
+        self._epoch_steps = 0
+        self._x_on_device = self.train.X.device == ctx.device
         seed_everything(cfg.seed + 1000 * ctx.rank + 1)  # per-rank randomness (dropout)
+
+    # -- state -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Model (CPU copies), optimizer, scheduler, scaler and loop counters (same on all ranks)."""
+        return {
+            "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "train_state": dataclasses.asdict(self.state),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned, or a checkpoint: with its ``rng`` list (one
+        entry per rank of the run that saved it) this rank's RNG states come back too; from a run
+        of another world size the per-rank seed rule is re-applied at the saved step instead."""
+        self.model.load_state_dict(state["model_state"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        ts = state["train_state"]
+        self.state = TrainState(**{**ts, "history": list(ts["history"])})
+        rng = state.get("rng")
+        if rng is not None and len(rng) == self.ctx.world_size:
+            set_rng_state(rng[self.ctx.rank], self.ctx.device)
+        elif rng is not None:
+            seed_everything(self.cfg.seed + 1000 * self.ctx.rank + 1 + self.state.step)
 
     # -- checkpoints -----------------------------------------------------------------------
     def _checkpoint_state(self, rng_all: list[Any], val_metric: float | None) -> dict[str, Any]:
         s = self.state
         return {
             "model_spec": self.spec.to_dict(),
-            "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
+            **self.state_dict(),
             "rng": rng_all,
             "config": self.cfg.to_dict(),
-            "train_state": {
-                "step": s.step,
-                "epoch": s.epoch,
-                "epoch_steps_done": s.epoch_steps_done,
-                "best_metric": s.best_metric,
-                "best_step": s.best_step,
-                "bad_epochs": s.bad_epochs,
-                "completed": s.completed,
-                "history": s.history,
-            },
             "metadata": {
                 "classes": list(self.mi.classes),
                 "channels": list(self.mi.channels),
@@ -223,7 +308,7 @@ class Trainer:
 
     def save(self, which: tuple[str, ...], val_metric: float | None = None) -> None:
         """Collective: gathers every rank's RNG state; rank 0 writes the named checkpoint files."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         rng_all = gather_object(rng_state(self.ctx.device), self.ctx)
         if self.ctx.is_main:
             state = self._checkpoint_state(rng_all, val_metric)
@@ -231,6 +316,11 @@ class Trainer:
                 save_checkpoint(self.ckpt_dir / name, state)
         barrier(self.ctx)
         self._checkpoint_seconds += time.perf_counter() - t0
+        self._checkpoint_cpu_seconds += time.process_time() - c0
+
+    def save_last(self) -> None:
+        """Collective: write ``last.pt`` (the step-cadence checkpoint)."""
+        self.save((LAST,))
 
     def resume(self) -> None:
         """Load ``last.pt`` (rank 0 reads, broadcasts) when the resume policy allows."""
@@ -240,17 +330,7 @@ class Trainer:
         ckpt = broadcast_object(ckpt, self.ctx)
         if ckpt is None:
             return
-        self.model.load_state_dict(ckpt["model_state"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        ts = ckpt["train_state"]
-        self.state = TrainState(**{**ts, "history": list(ts["history"])})
-        rng = ckpt["rng"]
-        if len(rng) == self.ctx.world_size:
-            set_rng_state(rng[self.ctx.rank], self.ctx.device)
-        else:
-            seed_everything(self.cfg.seed + 1000 * self.ctx.rank + 1 + self.state.step)
+        self.load_state_dict(ckpt)
         self.resumed_from_step = self.state.step
         logger.info(
             "rank %d resumed from step %d (epoch %d)",
@@ -258,6 +338,15 @@ class Trainer:
             self.state.step,
             self.state.epoch,
         )
+
+    def request_stop(self, reason: str, *, finish: bool = True) -> None:
+        """Stop after the current step or evaluation (see :mod:`sensorops.training.callbacks`).
+
+        ``finish=True``: write ``last.pt`` and return the summary with ``stopped_by=reason``;
+        ``finish=False``: return at once as an interrupted run, writing nothing more.
+        """
+        if self._stop is None:
+            self._stop = _StopRequest(reason, finish)
 
     # -- validation ------------------------------------------------------------------------
     @torch.no_grad()
@@ -301,20 +390,30 @@ class Trainer:
     def _optimizer_step(self, micro_idx: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step over ``len(micro_idx)`` micro-batches; returns (loss, grad norm) tensors."""
         n = len(micro_idx)
-        total = torch.zeros((), device=self.ctx.device)
+        total: torch.Tensor | None = None
+        device = self.ctx.device
         for i, sel in enumerate(micro_idx):
-            sel = sel.to(self.train.X.device)
-            x = self.train.X[sel].to(self.ctx.device, non_blocking=True)
-            y = self.train.y[sel].to(self.ctx.device, non_blocking=True)
+            if self._x_on_device:
+                sel = sel.to(device, non_blocking=True)
+                x, y = self.train.X[sel], self.train.y[sel]
+            else:
+                x = self.train.X[sel].to(device, non_blocking=True)
+                y = self.train.y[sel].to(device, non_blocking=True)
+            if self.batch_transform is not None:
+                x, y = self.batch_transform(x, y)
             sync = contextlib.nullcontext()
             if self.ctx.distributed and i < n - 1:
                 sync = self.ddp.no_sync()  # type: ignore[operator]
             with sync:
                 with self.policy.autocast():
-                    loss = self.loss_fn(self.ddp(x), y) / n
+                    loss = self.loss_fn(self.ddp(x), y)
+                    if n > 1:
+                        loss = loss / n
                 self.scaler.scale(loss).backward()
-            total += loss.detach().float()
-        return total, self._apply_gradients()
+            part = loss.detach()
+            total = part if total is None else total + part
+        assert total is not None  # a group always holds at least one micro-batch
+        return total.float(), self._apply_gradients()
 
     def _apply_gradients(self) -> torch.Tensor:
         """Unscale, clip at the global norm, step (skipped by the fp16 scaler on inf/nan), update."""
@@ -329,19 +428,15 @@ class Trainer:
         self.scheduler.step()
         return norm.detach()
 
-    def fit(self, stop_after_step: int | None = None) -> dict[str, Any]:
-        """Train to the end (or to ``stop_after_step``, for tests); returns the run summary (all ranks)."""
+    def _hooks(self, name: str) -> list[Callback]:
+        return [cb for cb in self.callbacks if overrides(cb, name)]
+
+    def fit(self) -> dict[str, Any]:
+        """Train to the end (or until a callback stops it); returns the run summary (all ranks)."""
         self.resume()
         s = self.state
         cfg = self.cfg
-        global_batch = self.micro * self.ctx.world_size * self.accum
-        bar = self._progress_bar()
-        pending: list[tuple[int, torch.Tensor, torch.Tensor, float]] = []
-        samples, busy = 0, 0.0
-        started = time.perf_counter()
-        self._cpu_started = time.process_time()
-        self._tp_mark = (started, s.step)
-        self.model.train()
+        step_hooks = self._hooks("on_step_end")
         if self.run_logger is not None and self.ctx.is_main:
             self.run_logger.set_tags(
                 {
@@ -350,6 +445,13 @@ class Trainer:
                     "world_size": self.ctx.world_size,
                 }
             )
+        barrier(self.ctx)  # every rank starts the clock together
+        samples, busy = 0, 0.0
+        started = time.perf_counter()
+        self._cpu_started = time.process_time()
+        self.model.train()
+        for cb in self._hooks("on_fit_start"):
+            cb.on_fit_start(self)
         while not s.completed and s.epoch < cfg.loop.epochs and s.step < self.total_steps:
             self.batches.set_epoch(s.epoch)
             micro_iter = self.batches.iter_from(skip=s.epoch_steps_done * self.accum)
@@ -361,35 +463,38 @@ class Trainer:
                 loss, norm = self._optimizer_step(group)
                 s.step += 1
                 s.epoch_steps_done += 1
-                dt = time.perf_counter() - t0
-                samples += global_batch
-                busy += dt
-                pending.append((s.step, loss, norm, self.scheduler.get_last_lr()[0]))
-                self._epoch_loss[0] += loss.double()
-                self._epoch_loss[1] += 1
-                if s.step % cfg.mlflow.log_every_n_steps == 0:
-                    self._log_pending(pending, global_batch)
-                    pending = []
-                if bar is not None:
-                    bar.update(1)
-                if cfg.checkpoint.every_n_steps and s.step % cfg.checkpoint.every_n_steps == 0:
-                    self.save((LAST,))
-                maybe_die(self.ctx.rank, s.step)
-                if stop_after_step is not None and s.step >= stop_after_step:
-                    return self._summary(started, samples, busy, interrupted=True)
-            self._log_pending(pending, global_batch)
-            pending = []
-            stop = self._end_epoch()
-            if stop:
+                busy += time.perf_counter() - t0
+                samples += self.global_batch
+                self._epoch_loss.add_(loss)
+                self._epoch_steps += 1
+                if step_hooks:
+                    out = StepOutput(
+                        s.step,
+                        s.epoch,
+                        loss,
+                        norm,
+                        self.scheduler.get_last_lr()[0],
+                        self.global_batch,
+                    )
+                    for cb in step_hooks:
+                        cb.on_step_end(self, out)
+                if self._stop is not None:
+                    break
+            if self._stop is not None and not self._stop.finish:
+                return self._finish(started, samples, busy, interrupted=True)
+            if self._stop is not None:
+                break
+            for cb in self._hooks("on_epoch_end"):
+                cb.on_epoch_end(self, s.epoch)
+            if self._end_epoch():
                 break
         s.completed = True
         self.save((LAST,))
-        if bar is not None:
-            bar.close()
-        return self._summary(started, samples, busy)
+        return self._finish(started, samples, busy)
 
     def _end_epoch(self) -> bool:
-        """Validate, keep the best, checkpoint, decide early stopping (same decision on all ranks)."""
+        """Validate, keep the best, checkpoint, decide early stopping (same decision on all ranks);
+        True when the loop stops (early stopping or a callback's request, agreed over ranks)."""
         s, cfg = self.state, self.cfg
         t0, c0 = time.perf_counter(), time.process_time()
         metrics = self.validate()
@@ -411,10 +516,9 @@ class Trainer:
             s.completed = True
             self._stopped_early = True
         self.save((LAST, BEST) if improved else (LAST,), val_metric=value)
-        if self.run_logger is not None:
-            self.run_logger.log_now(
-                s.step, {**metrics, f"best_{cfg.loop.early_stopping_metric}": s.best_metric}
-            )
+        reported = {**metrics, f"best_{cfg.loop.early_stopping_metric}": s.best_metric}
+        for cb in self._hooks("on_eval_end"):
+            cb.on_eval_end(self, s.step, reported)
         if self.ctx.is_main:
             logger.info(
                 "epoch %d step %d: %s%s",
@@ -423,48 +527,38 @@ class Trainer:
                 json.dumps(metrics),
                 " (best)" if improved else "",
             )
-        return stop
+        return self._agree_on_stop() or stop
+
+    def _agree_on_stop(self) -> bool:
+        """True on every rank when a callback on any rank asked to stop (one all-reduce)."""
+        flag = torch.tensor(
+            [0.0 if self._stop is None else 1.0], dtype=torch.float64, device=self.ctx.device
+        )
+        all_reduce_sum(flag, self.ctx)
+        if flag.item() > 0 and self._stop is None:
+            self._stop = _StopRequest("stop requested on another rank", True)
+        return self._stop is not None
 
     def _mean_epoch_loss(self) -> float | None:
         """Mean training loss of the epoch's steps over all ranks (steps since a resume only);
         resets the accumulator. ``None`` when no step ran (e.g. resumed at the epoch's end)."""
-        totals = self._epoch_loss.clone()
+        count = torch.full(
+            (), float(self._epoch_steps), dtype=torch.float64, device=self.ctx.device
+        )
+        totals = torch.stack([self._epoch_loss, count])
         all_reduce_sum(totals, self.ctx)
         self._epoch_loss.zero_()
+        self._epoch_steps = 0
         loss_sum, count = totals.tolist()
         return loss_sum / count if count else None
 
-    def _log_pending(
-        self, pending: list[tuple[int, torch.Tensor, torch.Tensor, float]], global_batch: int
-    ) -> None:
-        if not pending or self.run_logger is None or not self.ctx.is_main:
-            return
-        losses = torch.stack([p[1] for p in pending]).tolist()  # one device sync per window
-        norms = torch.stack([p[2].float() for p in pending]).tolist()
-        for (step, _, _, lr), loss, norm in zip(pending, losses, norms, strict=True):
-            metrics = {"train_loss": loss, "lr": lr, "grad_norm": norm}
-            if step == pending[-1][0]:
-                metrics["samples_per_s"] = self._throughput(global_batch)
-            self.run_logger.log_step(step, metrics)
-        self.run_logger.flush()
-
-    def _throughput(self, global_batch: int) -> float:
-        now = time.perf_counter()
-        last_t, last_step = self._tp_mark
-        self._tp_mark = (now, self.state.step)
-        return global_batch * (self.state.step - last_step) / max(now - last_t, 1e-9)
-
-    def _progress_bar(self) -> Any:
-        mode = self.cfg.progress_bar
-        if not self.ctx.is_main or mode == "never":
-            return None
-        import sys
-
-        if mode == "auto" and not sys.stderr.isatty():
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=self.total_steps, initial=self.state.step, desc="training", unit="step")
+    def _finish(
+        self, started: float, samples: int, busy: float, interrupted: bool = False
+    ) -> dict[str, Any]:
+        summary = self._summary(started, samples, busy, interrupted)
+        for cb in self._hooks("on_fit_end"):
+            cb.on_fit_end(self, summary)
+        return summary
 
     def _summary(
         self, started: float, samples: int, busy: float, interrupted: bool = False
@@ -484,11 +578,12 @@ class Trainer:
             "total_steps": self.total_steps,
             "epochs_completed": s.epoch,
             "resumed_from_step": self.resumed_from_step,
-            "stopped_early": bool(getattr(self, "_stopped_early", False)),
+            "stopped_early": self._stopped_early,
+            "stopped_by": self._stop.reason if self._stop is not None else None,
             "interrupted": interrupted,
             "world_size": self.ctx.world_size,
             "precision": self.policy.mode,
-            "global_batch_size": self.micro * self.ctx.world_size * self.accum,
+            "global_batch_size": self.global_batch,
             "train_samples_per_s": samples / train_seconds
             if samples and train_seconds > 0
             else None,
@@ -497,6 +592,7 @@ class Trainer:
             "loop_seconds": loop_seconds,
             "validation_seconds": self._validation_seconds,
             "checkpoint_seconds": self._checkpoint_seconds,
+            "checkpoint_cpu_seconds": self._checkpoint_cpu_seconds,
             # CPU seconds of this process (all its threads) in the loop, without validation:
             # a throughput measure that other tenants of the machine do not distort
             "train_cpu_seconds": time.process_time()

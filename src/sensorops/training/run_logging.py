@@ -1,8 +1,10 @@
 """MLflow logging from inside the workers: one training run shared by all ranks.
 
-- Rank 0 logs params, per-step metrics (buffered, sent in one ``log_batch`` every N steps by a
-  background thread so the training loop never waits on HTTP), per-epoch validation metrics and
-  the best checkpoint as an artifact.
+- Rank 0 logs params, per-step metrics, per-epoch validation metrics and the best checkpoint as
+  an artifact. The training loop only queues metrics; a background thread coalesces whatever is
+  queued for up to ``SEND_INTERVAL_S`` seconds and sends it in as few ``log_batch`` calls as
+  MLflow allows (every metric of every step arrives; each HTTP call costs the client and the
+  tracking server CPU, which on a small machine is the training workers' CPU).
 - Every rank samples its own system metrics (CPU, memory; GPU memory/utilisation of its own device)
   in a background thread and logs them as ``system.rank<r>.<name>``, with run tags
   ``system.rank<r>.host`` / ``system.rank<r>.device`` naming where that rank ran.
@@ -28,6 +30,8 @@ from sensorops.training.distributed import DistContext, broadcast_object
 logger = logging.getLogger(__name__)
 
 _MAX_BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch
+SEND_INTERVAL_S = 2.0
+"""The sender thread waits up to this long for more metrics before one ``log_batch`` call."""
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -94,14 +98,17 @@ class SystemSampler:
 class RunLogger:
     """Logs one training run from every rank; a no-op when MLflow is disabled."""
 
-    def __init__(self, cfg: MlflowConfig, ctx: DistContext) -> None:
+    def __init__(
+        self, cfg: MlflowConfig, ctx: DistContext, send_interval_s: float = SEND_INTERVAL_S
+    ) -> None:
         self.cfg = cfg
+        self.send_interval_s = send_interval_s
+        self.batches_sent = 0
         self.ctx = ctx
         self.run_id: str | None = None
         self.created_run = False
         self._client: Any = None
         self._queue: queue.Queue[list[Any] | None] = queue.Queue()
-        self._pending: list[Any] = []
         self._sender: threading.Thread | None = None
         self._sampler_thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -167,7 +174,6 @@ class RunLogger:
         self._stop.set()
         if self._sampler_thread is not None:
             self._sampler_thread.join(timeout=10)
-        self.flush()
         self._queue.put(None)
         if self._sender is not None:
             self._sender.join(timeout=60)
@@ -176,32 +182,20 @@ class RunLogger:
         self._client = None
 
     # -- metrics ---------------------------------------------------------------------------
-    def log_step(self, step: int, metrics: Mapping[str, float]) -> None:
-        """Buffer rank-0 per-step metrics; sent every ``log_every_n_steps`` steps in one batch."""
-        if self._client is None or not self.ctx.is_main:
+    def log_steps(self, rows: list[tuple[int, Mapping[str, float]]]) -> None:
+        """Queue a window of per-step metrics ``[(step, {name: value}), ...]`` (rank 0 only)."""
+        if self._client is None or not self.ctx.is_main or not rows:
             return
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self._pending.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
-        if step % self.cfg.log_every_n_steps == 0:
-            self.flush()
+        self._queue.put(
+            [Metric(k, float(v), now, step) for step, metrics in rows for k, v in metrics.items()]
+        )
 
     def log_now(self, step: int, metrics: Mapping[str, float]) -> None:
-        """Queue metrics (e.g. per-epoch validation) for sending right away (rank 0 only)."""
-        if self._client is None or not self.ctx.is_main:
-            return
-        self.log_step(step, {})  # keep ordering with the buffer
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        self._pending.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
-        self.flush()
-
-    def flush(self) -> None:
-        if self._pending:
-            self._queue.put(self._pending)
-            self._pending = []
+        """Queue metrics of one step (e.g. per-epoch validation) for sending (rank 0 only)."""
+        self.log_steps([(step, metrics)])
 
     def log_artifact(self, path: str, artifact_path: str | None = None) -> None:
         """Synchronously log a file (rank 0 only)."""
@@ -217,16 +211,37 @@ class RunLogger:
 
     # -- threads ---------------------------------------------------------------------------
     def _send_loop(self) -> None:
-        while True:
-            batch = self._queue.get()
-            if batch is None:
-                return
-            for i in range(0, len(batch), _MAX_BATCH):
+        closing = False
+        while not closing:
+            item = self._queue.get()
+            buffer: list[Any] = []
+            if item is None:
+                closing = True
+            else:
+                buffer.extend(item)
+            deadline = time.monotonic() + self.send_interval_s
+            while not closing and len(buffer) < _MAX_BATCH:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
                 try:
-                    self._client.log_batch(self.run_id, metrics=batch[i : i + _MAX_BATCH])
-                except Exception as exc:  # tracking must never kill training
-                    self.errors.append(str(exc))
-                    logger.warning("MLflow log_batch failed: %s", exc)
+                    item = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+                if item is None:
+                    closing = True
+                else:
+                    buffer.extend(item)
+            self._send(buffer)
+
+    def _send(self, metrics: list[Any]) -> None:
+        for i in range(0, len(metrics), _MAX_BATCH):
+            try:
+                self._client.log_batch(self.run_id, metrics=metrics[i : i + _MAX_BATCH])
+                self.batches_sent += 1
+            except Exception as exc:  # tracking must never kill training
+                self.errors.append(str(exc))
+                logger.warning("MLflow log_batch failed: %s", exc)
 
     def _sample_loop(self) -> None:
         from mlflow.entities import Metric

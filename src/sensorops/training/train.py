@@ -11,22 +11,34 @@ Two nodes (run on each node, NODE_RANK=0 and 1)::
         --rdzv_backend=c10d --rdzv_endpoint=$HEAD_HOST:29400 --rdzv_id=$JOB_ID --max_restarts=1 \\
         -m sensorops.training.train --config resolved_config.json
 
+Straight from the project's YAML parameters (no Kedro run needed), with overrides::
+
+    torchrun --standalone --nproc_per_node=2 -m sensorops.training.train \
+        --config conf/base/parameters_training.yml --model-input data/05_model_input/model_input.npz \
+        --set loop.epochs=5 --set precision=fp32 --set mlflow.enabled=false
+
 One process without torchrun (no process group)::
 
     python -m sensorops.training.train --config resolved_config.json
 
-``kedro run --pipelines=training`` writes ``resolved_config.json`` into the run directory
-(``training.trainer.output_dir``) and launches the same function, :func:`run_worker`, through
-``torch.distributed.launcher.api.elastic_launch``. The config names the model input ``.npz`` that
-every worker reads itself; ``--model-input`` / ``--output-dir`` override it.
+``--config`` takes the resolved JSON or a YAML file holding either the ``training.trainer``
+parameters themselves or a whole ``parameters_training.yml`` (``training: {trainer: ...}``).
+``--set key=value`` (repeatable) overrides one dotted key below ``training.trainer``; the value is
+read as YAML (``5``, ``null``, ``fp32``, ``[1, 2]``). ``kedro run --pipelines=training`` writes
+``resolved_config.json`` into the run directory (``training.trainer.output_dir``) and launches the
+same function, :func:`run_worker`, through ``torch.distributed.launcher.api.elastic_launch``. The
+config names the model input ``.npz`` that every worker reads itself; ``--model-input`` /
+``--output-dir`` override it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +47,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 from sensorops.atomic import atomic_write_text
 from sensorops.model_input import load_model_input
+from sensorops.training.callbacks import Callback
 from sensorops.training.config import ConfigError, TrainingConfig
 from sensorops.training.distributed import setup_distributed, teardown_distributed
 from sensorops.training.loop import Trainer
@@ -54,9 +67,10 @@ def _configure_threads(cfg: TrainingConfig) -> None:
         torch.set_num_threads(n)
 
 
-def train(cfg: TrainingConfig) -> dict[str, Any]:
+def train(cfg: TrainingConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Run one worker's share of training; returns the run summary (identical on every rank).
 
+    ``callbacks`` go to the :class:`~sensorops.training.loop.Trainer` after its default ones.
     Rank 0 also writes ``<output_dir>/training_summary.json``.
     """
     if cfg.model_input_path is None:
@@ -76,7 +90,7 @@ def train(cfg: TrainingConfig) -> dict[str, Any]:
     try:
         mi = load_model_input(cfg.model_input_path)
         run_id = run_logger.start(params={"training": cfg.fingerprint_dict()})
-        trainer = Trainer(cfg, ctx, mi, run_logger)
+        trainer = Trainer(cfg, ctx, mi, run_logger, callbacks)
         summary = trainer.fit()
         summary["mlflow_child_run_id"] = run_id
         summary["restart_count"] = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
@@ -96,28 +110,95 @@ def train(cfg: TrainingConfig) -> dict[str, Any]:
 
 
 def _to_json(summary: dict[str, Any]) -> str:
-    import json
-
     return json.dumps(summary, indent=2, sort_keys=True, default=str)
 
 
 @record
-def run_worker(config_path: str) -> dict[str, Any]:
+def run_worker(config_path: str, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Module-level worker entry point for ``elastic_launch`` (picklable for spawn)."""
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s [rank %(process)d] %(name)s: %(message)s",
     )
-    return train(TrainingConfig.from_json(config_path))
+    return train(TrainingConfig.from_json(config_path), callbacks)
+
+
+def load_params(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``training.trainer`` mapping from a resolved JSON or a YAML parameters file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"training config {path} does not exist; pass the resolved JSON a Kedro run writes "
+            f"(<output_dir>/resolved_config.json) or a YAML such as conf/base/parameters_training.yml"
+        )
+    text = path.read_text()
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"training config {path} is not valid JSON: {exc}") from exc
+    else:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"training config {path} is not valid YAML: {exc}") from exc
+    if isinstance(data, dict) and set(data) == {"training"}:
+        training = data["training"]
+        if not isinstance(training, dict) or "trainer" not in training:
+            raise ConfigError(f"training config {path}: 'training' has no 'trainer' mapping")
+        data = training["trainer"]
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"training config {path} must hold a mapping (the training.trainer parameters); "
+            f"got {type(data).__name__}"
+        )
+    return data
+
+
+def apply_override(params: dict[str, Any], assignment: str) -> None:
+    """Apply one ``--set key=value`` (dotted key below ``training.trainer``; YAML value) in place."""
+    import yaml
+
+    key, sep, raw = assignment.partition("=")
+    key = key.strip().removeprefix("training.trainer.")
+    if not sep or not key:
+        raise ConfigError(f"--set expects key=value (e.g. loop.epochs=5); got {assignment!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: {raw!r} is not a YAML value: {exc}") from exc
+    *parents, leaf = key.split(".")
+    node = params
+    for i, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            dotted = ".".join(parents[: i + 1])
+            raise ConfigError(f"--set {key}: training.trainer.{dotted} is {child!r}, not a section")
+        node = child
+    node[leaf] = value
 
 
 @record
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sensorops.training.train --config resolved.json [--model-input X] [--output-dir D]``."""
+    """``python -m sensorops.training.train --config CONFIG [--set k=v ...] [--model-input X] ...``."""
     parser = argparse.ArgumentParser(
         prog="python -m sensorops.training.train", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--config", required=True, help="resolved training config (JSON)")
+    parser.add_argument(
+        "--config",
+        required=True,
+        help="resolved training config (JSON) or YAML parameters (training.trainer)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a dotted training.trainer key, e.g. --set loop.epochs=5 (repeatable)",
+    )
     parser.add_argument("--model-input", default=None, help="override model_input_path")
     parser.add_argument("--output-dir", default=None, help="override output_dir")
     parser.add_argument(
@@ -135,20 +216,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    cfg = TrainingConfig.from_json(args.config)
+    params = load_params(args.config)
+    for assignment in args.overrides:
+        apply_override(params, assignment)
     # a config written by the Kedro launcher names the run it created; that run is finished, so a
     # run by hand gets its own run unless told otherwise
-    overrides: dict[str, Any] = {"mlflow": {"run_id": args.mlflow_run_id}}
+    mlflow = params.setdefault("mlflow", {})
+    if not isinstance(mlflow, dict):
+        raise ConfigError(f"training.trainer.mlflow must be a mapping; got {mlflow!r}")
+    mlflow["run_id"] = args.mlflow_run_id
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
-        overrides["mlflow"]["tracking_uri"] = uri
+        mlflow["tracking_uri"] = uri
     if args.model_input:
-        overrides["model_input_path"] = args.model_input
+        params["model_input_path"] = args.model_input
     if args.output_dir:
-        overrides["output_dir"] = args.output_dir
-    if overrides:
-        cfg = cfg.replace(**overrides)
-    summary = train(cfg)
+        params["output_dir"] = args.output_dir
+    summary = train(TrainingConfig.from_dict(params))
     logger.info(
         "training done: best %s=%s at step %s -> %s",
         summary["best_val_metric_name"],
