@@ -308,13 +308,17 @@ class PreprocessingState:
     # --- the transform ------------------------------------------------------------------------------
 
     def check(
-        self, values: Sequence[Any], field: str = "instances", max_nan_run: int | None = None
+        self,
+        values: Sequence[Any],
+        field: str = "instances",
+        max_nan_run: int | None = None,
+        index: bool = True,
     ) -> list[np.ndarray]:
         """Validate raw series at the boundary; return float64 ``(length_i, n_channels)`` arrays.
 
         Args:
             values: raw series, each ``(length_i, n_channels)`` (time first).
-            field: name of the field for error messages (``instances[i]`` is appended).
+            field: name of the field for error messages (``[i]`` is appended when ``index``).
             max_nan_run: longest accepted run of consecutive NaNs in one channel (None: any
                 run, as long as no channel is entirely NaN).
 
@@ -324,7 +328,7 @@ class PreprocessingState:
         """
         out = []
         for i, raw in enumerate(values):
-            where = f"{field}[{i}]"
+            where = f"{field}[{i}]" if index else field
             try:
                 arr = np.asarray(raw)
             except (TypeError, ValueError) as exc:
