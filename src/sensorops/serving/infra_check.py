@@ -195,3 +195,39 @@ def infra_check(
         _kill_tree(proc)
     result.passed = not result.reasons
     return result
+
+
+def check_before_staging(
+    registered: dict[str, Any],
+    staging_variant: str,
+    raw_long: Any,
+    serving_params: dict[str, Any] | None,
+) -> InfraCheckResult | None:
+    """The promotion pipeline's hook: check the version about to become ``@staging``.
+
+    Args:
+        registered: ``mdl_registered_versions`` (model_name, tracking_uri, versions).
+        staging_variant: the variant the pipeline stages.
+        raw_long: ``int_sensor_long`` (canned requests: its first test-split series).
+        serving_params: ``params:serving``.
+
+    Returns:
+        None when ``serving.infra_check.enabled`` is false, else the result.
+    """
+    from sensorops.registry.pyfunc import long_frame_to_series
+    from sensorops.serving.config import ServingConfig
+
+    cfg = ServingConfig.from_dict(serving_params).infra_check
+    if not cfg.enabled:
+        return None
+    chosen = [v for v in registered["versions"] if v["variant"] == staging_variant]
+    if not chosen:
+        return None  # stage_registered names the missing variant
+    split = raw_long["split"].astype(str) if "split" in raw_long.columns else None
+    frame = raw_long[split == "test"] if split is not None and (split == "test").any() else raw_long
+    channels = [c for c in frame.columns if c not in ("series_id", "t", "label", "split")]
+    _, values = long_frame_to_series(frame, channels)
+    return infra_check(
+        registered["tracking_uri"], registered["model_name"], chosen[0]["version"],
+        values[: cfg.n_series], cfg,
+    )  # fmt: skip

@@ -54,13 +54,35 @@ def register_models(
 
 
 def promote_to_staging(
-    registered: dict[str, Any], model_input: ModelInput, params: dict[str, Any]
+    registered: dict[str, Any],
+    model_input: ModelInput,
+    params: dict[str, Any],
+    serving: dict[str, Any] | None = None,
+    raw_long: Any = None,
 ) -> dict[str, Any]:
     """Promote the ``promotion.staging_variant`` version to staging through the gates.
+
+    With ``serving.infra_check.enabled`` the version is first served in a sandbox and checked
+    (:mod:`sensorops.serving.infra_check`); a failed check refuses the promotion with its numbers.
 
     Returns:
         The ``rpt_promotion`` report (``status`` is ``staged`` or ``refused``, with every gate's
         numbers).
     """
     config = PromotionConfig.from_params(params)
+    if raw_long is not None:
+        from sensorops.serving.infra_check import check_before_staging
+
+        infra = check_before_staging(registered, config.staging_variant, raw_long, serving)
+        if infra is not None and not infra.passed:
+            if config.fail_on_refusal:
+                raise RuntimeError(infra.message())
+            return {"model_name": registered["model_name"], "target": "staging",
+                    "version": infra.version, "status": "refused", "refused_by": "infra_check",
+                    "message": infra.message(), "infra_check": infra.to_dict(),
+                    "registered": registered["versions"]}  # fmt: skip
+        report = stage_registered(registered, model_input, config)
+        if infra is not None:
+            report["infra_check"] = infra.to_dict()
+        return report
     return stage_registered(registered, model_input, config)

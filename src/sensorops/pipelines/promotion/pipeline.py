@@ -33,7 +33,13 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
             ),
             Node(
                 promote_to_staging,
-                inputs=["mdl_registered_versions", "mi_model_input", "params:promotion"],
+                inputs=[
+                    "mdl_registered_versions",
+                    "mi_model_input",
+                    "params:promotion",
+                    "params:serving",
+                    "int_sensor_long",
+                ],
                 outputs="rpt_promotion",
                 name="promote_to_staging",
                 tags=["promotion", "registry"],
