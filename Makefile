@@ -13,7 +13,7 @@ VIZ_PORT ?= 4141
 PIPELINE ?= __default__
 export KEDRO_DISABLE_TELEMETRY := true
 
-.PHONY: help install run test lint format mlflow-server ui viz viz-build bench clean
+.PHONY: help install run test lint format mlflow-server ui viz viz-build bench serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ viz-build: $(STAMP)  ## static kedro-viz site in ./build (headless)
 
 bench: $(STAMP)  ## run every benchmark; JSON in benchmarks/results/latest.json, summary in latest.md
 	$(BIN)/python benchmarks/run_all.py
+
+serve: $(STAMP)  ## serve sensorops-classifier@production (fallback @staging) on Ray Serve, 127.0.0.1:8000 (SERVE_ARGS=...)
+	$(BIN)/sensorops serve $(SERVE_ARGS)
 
 clean:  ## remove the virtualenv, data outputs and the embedded MLflow store
 	rm -rf $(VENV) build mlflow.db mlruns

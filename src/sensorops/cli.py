@@ -8,6 +8,7 @@ Usage::
                              [--env ENV] [--params FILE]
     sensorops models rollback NAME [--to-version V] [--env ENV] [--params FILE]
     sensorops models history NAME
+    sensorops serve [NAME[@ALIAS]] [--port P] ...        # online serving (sensorops.serving.cli)
 
 Every command takes ``--tracking-uri`` (default ``$MLFLOW_TRACKING_URI``, else
 ``sqlite:///<project root>/mlflow.db``) and ``--json`` (machine-readable output). Default paths
@@ -411,6 +412,11 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sensorops`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        from sensorops.serving.cli import main as serve_main
+
+        return serve_main(argv[1:])
     args = _parser().parse_args(argv)  # argparse exits with 2 on usage errors
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     out = Console(soft_wrap=args.json, width=None if not args.json else 10_000)
@@ -472,6 +478,20 @@ def cli() -> None:
 def kedro_models(args: tuple[str, ...]) -> None:
     """MLflow model registry: list, show, promote, rollback, history (= `sensorops models`)."""
     raise SystemExit(main(["models", *args]))
+
+
+@cli.command(
+    name="serve",
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": [],
+    },
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def kedro_serve(args: tuple[str, ...]) -> None:
+    """Serve NAME@ALIAS on Ray Serve (= `sensorops serve`)."""
+    raise SystemExit(main(["serve", *args]))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from sensorops.contracts.preprocessing import PreprocessingState
 from sensorops.model_input import ModelInput
 from sensorops.registry.client import Registry, connect
 from sensorops.registry.config import PromotionConfig
@@ -182,6 +183,7 @@ def register_variants(
     common_tags: dict[str, str] | None = None,
     reg: Registry | None = None,
     config: PromotionConfig | None = None,
+    preprocessing: PreprocessingState | None = None,
 ) -> list[RegisteredVersion]:
     """Log, register and tag each ONNX file in ``variants`` as a new ``candidate`` version of ``name``.
 
@@ -196,6 +198,9 @@ def register_variants(
         common_tags: tags put on every version (DQ results, parity, lineage).
         reg: registry (default: the tracking URI of the current MLflow run / environment).
         config: promotion config (experiment and lease settings).
+        preprocessing: when given, every version is the self-contained model of
+            :mod:`sensorops.registry.pyfunc` (ONNX + this state; raw series in, probabilities
+            out); otherwise the bare ONNX network.
 
     Returns:
         The created versions, in the order of ``variants``.
@@ -255,7 +260,7 @@ def register_variants(
                     _register_one(reg, spec, mi, name, example, run_id, {
                         **(common_tags or {}), **digests, **lineage, **spec.tags,
                         REGISTRATION_TAG: registration_id,
-                    }, made)
+                    }, made, preprocessing)
                 )  # fmt: skip
         with RegistryLease(reg, name, cfg.lock, purpose="record registrations"):
             for rv in created:
@@ -299,6 +304,7 @@ def _register_one(
     run_id: str,
     tags: dict[str, str],
     made: list[str],
+    preprocessing: PreprocessingState | None = None,
 ) -> RegisteredVersion:
     """Score, log and register one variant in the current run; appends its version to ``made``."""
     import mlflow
@@ -311,15 +317,21 @@ def _register_one(
     model_bytes = model.SerializeToString()
     scores = score(onnx_logits(model_bytes, mi.X["test"]), mi.y["test"])
     signature = infer_signature(example, onnx_logits(model_bytes, example))
-    info = mlflow.onnx.log_model(
-        model,
-        name=spec.variant,
-        signature=signature,
-        input_example=example,
-        onnx_execution_providers=CPU_PROVIDERS,
-        pip_requirements=_pip_requirements(),
-        save_as_external_data=False,
-    )
+    if preprocessing is not None:
+        from sensorops.registry import pyfunc
+
+        info = pyfunc.log_model(path, preprocessing, spec.variant, pyfunc.pip_requirements())
+        tags = {**tags, "sensorops.flavor": "pyfunc+onnx"}
+    else:
+        info = mlflow.onnx.log_model(
+            model,
+            name=spec.variant,
+            signature=signature,
+            input_example=example,
+            onnx_execution_providers=CPU_PROVIDERS,
+            pip_requirements=_pip_requirements(),
+            save_as_external_data=False,
+        )
     tags = {
         **tags,
         VARIANT_TAG: spec.variant,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sensorops.contracts.preprocessing import PreprocessingState
 from sensorops.model_input import ModelInput
 from sensorops.registry.client import Registry, connect
 from sensorops.registry.config import PromotionConfig
@@ -33,6 +34,7 @@ def register_from_reports(
     config: PromotionConfig,
     training_summary: dict[str, Any] | None = None,
     reg: Registry | None = None,
+    preprocessing: PreprocessingState | None = None,
 ) -> dict[str, Any]:
     """Register the parity-checked export and every compression variant whose gate passed.
 
@@ -46,7 +48,9 @@ def register_from_reports(
     reg = reg or connect(None)
     specs = build_variants(export_summary, comparison, evaluation, config)
     common = lineage_tags(export_summary, dq_summary, training_summary)
-    created = register_variants(specs, mi, config.model_name, common, reg=reg, config=config)
+    created = register_variants(
+        specs, mi, config.model_name, common, reg=reg, config=config, preprocessing=preprocessing
+    )
     return {
         "model_name": config.model_name,
         "tracking_uri": reg.uri,

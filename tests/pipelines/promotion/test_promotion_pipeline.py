@@ -30,6 +30,11 @@ def test_pipeline_wiring():
         "mdl_training_summary",
         "mi_model_input",
         "params:promotion",
+        "mdl_outlier_filter",  # the preprocessing state of the self-contained pyfunc model
+        "mdl_dtw_references",
+        "mdl_normalization_stats",
+        "params:serving",  # the infra check before staging
+        "int_sensor_long",
     }
     assert pipe.outputs() == {"rpt_promotion"}
 
@@ -95,9 +100,22 @@ def inputs(tmp_path_factory):
     }
 
 
+# bare ONNX registration (no preprocessing artifacts), no sandboxed infra check
+NO_SERVING = {
+    "mdl_outlier_filter": None,
+    "mdl_dtw_references": None,
+    "mdl_normalization_stats": None,
+    "params:serving": {"infra_check": {"enabled": False}},
+    "int_sensor_long": None,
+}
+
+
 def _run(inputs, params):
     catalog = DataCatalog(
-        {k: MemoryDataset(v) for k, v in {**inputs, "params:promotion": params}.items()}
+        {
+            k: MemoryDataset(v)
+            for k, v in {**NO_SERVING, **inputs, "params:promotion": params}.items()
+        }
     )
     catalog["rpt_promotion"] = MemoryDataset()
     SequentialRunner().run(create_pipeline(), catalog)

@@ -1,0 +1,531 @@
+"""The Ray Serve application: one deployment, a FastAPI ingress, dynamic batching, hot reload.
+
+Each replica of :class:`SensorService` holds one loaded model (PreprocessingState + ONNX Runtime
+session, :class:`~sensorops.registry.pyfunc.SensorModel`) for ``NAME@ALIAS`` and answers
+
+- ``POST /v1/predict`` and ``POST /v2/models/{name}/infer`` through ``@serve.batch`` (max batch
+  size and max wait from ``serving.batching``), with admission control: a request whose
+  estimated answer time exceeds its deadline is refused at once with ``503`` and
+  ``Retry-After``, and a queued series whose deadline can no longer be met is dropped before
+  its batch runs (also ``503``) -- the queue never grows without bound;
+- ``POST /v1/jobs`` / ``GET /v1/jobs/{id}`` (:mod:`sensorops.serving.jobs`);
+- ``POST /v1/feedback``, ``GET /-/healthz``, ``GET /ready``, ``GET /metrics``.
+
+**Hot reload.** A watcher thread resolves the alias every ``reload.poll_s`` seconds; when it
+moved, the new version is downloaded, its session built and warmed *beside* the old one, and
+the reference is swapped between two batches. No request fails and none waits for the load
+(a batch uses the model it started with). This replaces ``reconfigure()``/redeploys, which
+held requests for 3-5 s in the probe.
+"""
+
+import asyncio
+import concurrent.futures
+import logging
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from ray import serve
+
+from sensorops.contracts.preprocessing import InputError
+from sensorops.registry.pyfunc import softmax
+from sensorops.serving.config import ServingConfig
+from sensorops.serving.jobs import JobError, JobStore, check_job_input, run_job
+from sensorops.serving.metrics import ServingMetrics
+from sensorops.serving.model_source import LoadedModel, load_version, resolve
+from sensorops.serving.prediction_log import PartitionedLog
+from sensorops.serving.protocol import (
+    RequestError,
+    oip_response,
+    parse_json,
+    parse_oip,
+    parse_predict,
+    predict_response,
+)
+
+logger = logging.getLogger(__name__)
+
+api = FastAPI(title="sensorops serving", docs_url=None, redoc_url=None)
+
+
+class Shed(Exception):
+    """Admission control refused the request (answered 503 with Retry-After)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class _Item:
+    values: np.ndarray
+    deadline: float  # time.monotonic() by which the answer is due
+    debug_delay_s: float = 0.0
+
+
+@dataclass
+class _Result:
+    proba: np.ndarray | None
+    info: dict[str, Any] | None
+    version: str
+    alias: str
+    shed: bool = False
+
+
+@serve.deployment(name="SensorService")
+@serve.ingress(api)
+class SensorService:
+    """One replica: the loaded model, the batcher, the logs, the job runner."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.cfg = ServingConfig.from_dict(config)
+        if not self.cfg.tracking_uri:
+            raise ValueError("serving.tracking_uri must be resolved before the app is built")
+        import numba
+
+        numba.set_num_threads(min(self.cfg.runtime.numba_threads, numba.config.NUMBA_NUM_THREADS))
+        self.metrics = ServingMetrics()
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="infer")
+        self._cache = Path(self.cfg.jobs.dir).parent / ".model_cache"
+        self._depth = 0
+        self._batch_s = 0.005  # EWMA of one batch's preprocessing + inference time
+        self._swap_lock = threading.Lock()
+        self.current: LoadedModel = self._load(self._resolve())
+        self._measure_batch()
+        self._predict_batch.set_max_batch_size(self.cfg.batching.max_batch_size)
+        self._predict_batch.set_batch_wait_timeout_s(self.cfg.batching.max_wait_ms / 1000.0)
+        self.log = PartitionedLog(
+            self.cfg.prediction_log.dir,
+            self.cfg.prediction_log.flush_records,
+            self.cfg.prediction_log.flush_s,
+        )
+        self.feedback = PartitionedLog(
+            Path(self.cfg.prediction_log.dir).parent / "feedback",
+            self.cfg.prediction_log.flush_records,
+            self.cfg.prediction_log.flush_s,
+            partition_by=("date",),
+        )
+        self.jobs = JobStore(self.cfg.jobs.dir)
+        self._job_refs: dict[str, Any] = {}
+        for rec in self.jobs.claim_open():
+            logger.info("resubmitting job %s (attempt %d)", rec.id, rec.attempts)
+            self._submit_job(rec.id)
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch_alias, name="alias-watch", daemon=True)
+        self._watcher.start()
+
+    # --- model lifecycle ------------------------------------------------------------------------
+
+    def _load(self, resolved: Any) -> LoadedModel:
+        runtime = self.cfg.runtime
+        from sensorops.registry.pyfunc import choose_providers
+
+        loaded = load_version(
+            self.cfg.tracking_uri,
+            resolved,
+            providers=choose_providers(runtime.providers),
+            intra_op_threads=runtime.intra_op_threads,
+            cache_dir=self._cache,
+        )
+        self.metrics.model_load.labels(resolved.version).set(loaded.load_s)
+        self.metrics.serving(resolved.name, resolved.version, resolved.alias, loaded.model.provider)
+        logger.info(
+            "serving %s v%s (@%s) on %s; loaded in %.2fs",
+            resolved.name,
+            resolved.version,
+            resolved.alias,
+            loaded.model.provider,
+            loaded.load_s,
+        )
+        return loaded
+
+    def _measure_batch(self) -> None:
+        """Seed the batch-time estimate with one full batch of the model's own length."""
+        m = self.current.model
+        state = m.state
+        B = self.cfg.batching.max_batch_size
+        ref = (
+            np.asarray(state.alignment.references[0])
+            if state.alignment.method == "dtw"
+            else np.zeros((state.length, state.n_channels))
+        )
+        start = time.perf_counter()
+        X, _ = state.transform([ref] * B)
+        m.logits(X)
+        self._batch_s = time.perf_counter() - start
+
+    def _resolve(self) -> Any:
+        c = self.cfg
+        return resolve(c.tracking_uri, c.model, c.alias, c.fallback_alias, c.version)
+
+    def _watch_alias(self) -> None:
+        if self.cfg.version is not None:  # pinned: nothing to follow
+            return
+        while not self._stop.wait(self.cfg.reload.poll_s):
+            try:
+                now = self._resolve()
+                cur = self.current.resolved
+                if (now.version, now.alias) == (cur.version, cur.alias):
+                    continue
+                logger.info("alias moved: v%s -> v%s; loading beside", cur.version, now.version)
+                loaded = self._load(now)
+                with self._swap_lock:
+                    self.current = loaded  # one reference swap; running batches keep theirs
+                self.metrics.reloads.inc()
+            except Exception:
+                logger.exception("alias check failed; keeping v%s", self.current.resolved.version)
+
+    def check_health(self) -> None:
+        """Ray Serve's replica health check: unhealthy when the alias watcher died."""
+        if self.cfg.version is None and not self._watcher.is_alive():
+            raise RuntimeError("alias watcher thread died")
+
+    def __del__(self) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()
+            for log in (getattr(self, "log", None), getattr(self, "feedback", None)):
+                if log is not None:
+                    log.close()
+
+    # --- batching + admission -------------------------------------------------------------------
+
+    def _estimate_s(self, n_new: int) -> float:
+        """Estimated time until ``n_new`` more series are answered (queue + their batch)."""
+        B = self.cfg.batching.max_batch_size
+        batches = math.ceil((self._depth + n_new) / B) + 1  # + the batch running now
+        return batches * self._batch_s + self.cfg.batching.max_wait_ms / 1000.0
+
+    def _admit(self, endpoint: str, n: int, arrival: float, deadline_ms: float) -> float:
+        deadline = arrival + deadline_ms / 1000.0
+        adm = self.cfg.admission
+        if self._depth + n > adm.max_queued:
+            self.metrics.shed.labels(endpoint, "queue_full").inc()
+            raise Shed("queue_full", f"{self._depth} series queued; the limit is {adm.max_queued}")
+        if self._depth == 0:  # nothing queued: always admit (keeps the estimate fresh)
+            return deadline
+        eta = time.monotonic() + self._estimate_s(n)
+        if eta > deadline:
+            self.metrics.shed.labels(endpoint, "deadline").inc()
+            raise Shed(
+                "deadline",
+                f"estimated answer in {(eta - arrival) * 1000:.0f} ms exceeds the "
+                f"{deadline_ms:.0f} ms deadline ({self._depth} series queued)",
+            )
+        return deadline
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def _predict_batch(self, items: list[_Item]) -> list[_Result]:
+        self._depth -= len(items)
+        self.metrics.queue_depth.set(max(self._depth, 0))
+        loaded = self.current
+        ver, alias = loaded.resolved.version, loaded.resolved.alias
+        now = time.monotonic()
+        live = [i for i, it in enumerate(items) if now + self._batch_s <= it.deadline]
+        results = [_Result(None, None, ver, alias, shed=True) for _ in items]
+        if not live:
+            return results
+        loop = asyncio.get_running_loop()
+        start = time.perf_counter()
+        delay = max(items[i].debug_delay_s for i in live)
+        proba, info = await loop.run_in_executor(
+            self._pool, self._compute, loaded, [items[i].values for i in live], delay
+        )
+        took = time.perf_counter() - start
+        self._batch_s = 0.7 * self._batch_s + 0.3 * took
+        self.metrics.batch_size.observe(len(live))
+        self.metrics.batch_seconds.observe(took)
+        for j, i in enumerate(live):
+            results[i] = _Result(proba[j], info[j], ver, alias)
+        return results
+
+    def _compute(
+        self, loaded: LoadedModel, values: list[np.ndarray], delay_s: float = 0.0
+    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        if delay_s:  # test-only slow model (serving.debug_delay_header)
+            time.sleep(delay_s)
+        m = loaded.model
+        X, info = m.state.transform(values)
+        return softmax(m.logits(X)), info
+
+    async def _run(
+        self,
+        endpoint: str,
+        values: list[np.ndarray],
+        deadline_ms: float,
+        arrival: float,
+        delay_s: float = 0.0,
+        field: str = "instances",
+    ) -> list[_Result]:
+        state = self.current.model.state
+        checked = state.check(
+            values, field=field, max_nan_run=self.cfg.runtime.max_nan_run, index=field != "data"
+        )
+        deadline = self._admit(endpoint, len(checked), arrival, deadline_ms)
+        self._depth += len(checked)
+        self.metrics.queue_depth.set(self._depth)
+        items = [_Item(v, deadline, delay_s) for v in checked]
+        results = await asyncio.gather(*(self._predict_batch(it) for it in items))
+        if any(r.shed for r in results):
+            self.metrics.shed.labels(endpoint, "expired_in_queue").inc()
+            raise Shed("expired_in_queue", "the deadline passed while the request was queued")
+        return list(results)
+
+    def _record(
+        self,
+        rid: str,
+        endpoint: str,
+        arrival_wall: float,
+        values: list[np.ndarray],
+        results: list[_Result],
+        latency_ms: float,
+    ) -> None:
+        classes = list(self.current.model.state.classes)
+        records = []
+        for i, (v, r) in enumerate(zip(values, results, strict=True)):
+            assert r.proba is not None and r.info is not None
+            records.append(
+                {
+                    "request_id": rid,
+                    "series_index": i,
+                    "time": np.datetime64(int(arrival_wall * 1e6), "us"),
+                    "endpoint": endpoint,
+                    "model": self.cfg.model,
+                    "version": r.version,
+                    "alias": r.alias,
+                    "n_steps": int(r.info["length"]),
+                    "nans_filled": int(r.info["nans_filled"]),
+                    "points_repaired": int(r.info["points_repaired"]),
+                    "reference": r.info["reference"],
+                    "alignment_cost": float(r.info["alignment_cost"]),
+                    "input_mean": np.nanmean(v, axis=0).tolist(),
+                    "input_std": np.nanstd(v, axis=0).tolist(),
+                    "predicted": classes[int(r.proba.argmax())],
+                    "probabilities": r.proba.tolist(),
+                    "classes": classes,
+                    "latency_ms": latency_ms,
+                }
+            )
+        self.log.append(records)
+
+    async def _handle(self, endpoint: str, request: Request, name: str | None = None) -> Response:
+        arrival = time.monotonic()
+        arrival_wall = time.time()
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        version = self.current.resolved.version
+        rt, adm = self.cfg.runtime, self.cfg.admission
+        try:
+            if name is not None and name != self.cfg.model:
+                raise RequestError(
+                    404, "model_name", f"no model {name!r}; this service serves {self.cfg.model!r}"
+                )
+            body = parse_json(await request.body())
+            header = request.headers.get("x-deadline-ms")
+            if endpoint == "infer":
+                state = self.current.model.state
+                values, oip_id, deadline_ms = parse_oip(
+                    body, state.n_channels, rt.max_request_series, adm.deadline_ms, header
+                )
+                rid, field = oip_id or rid, "inputs[0].data"
+            else:
+                values, deadline_ms, field = parse_predict(
+                    body, rt.max_request_series, adm.deadline_ms, header
+                )
+            delay_s = 0.0
+            if self.cfg.debug_delay_header and request.headers.get("x-debug-delay-ms"):
+                try:
+                    delay_s = float(request.headers["x-debug-delay-ms"]) / 1000.0
+                except ValueError as exc:
+                    raise RequestError(422, "X-Debug-Delay-Ms", "must be a number") from exc
+            results = await self._run(endpoint, values, deadline_ms, arrival, delay_s, field)
+        except RequestError as exc:
+            return self._answer(endpoint, version, arrival, exc.status, exc.body(), rid)
+        except InputError as exc:
+            return self._answer(
+                endpoint, version, arrival, 422, {"error": str(exc), "field": exc.field}, rid
+            )
+        except Shed as exc:
+            return self._answer(
+                endpoint, version, arrival, 503,
+                {"error": f"overloaded: {exc.detail}", "reason": exc.reason},
+                rid, headers={"Retry-After": str(adm.retry_after_s)},
+            )  # fmt: skip
+        proba = np.stack([r.proba for r in results])
+        version, alias = results[0].version, results[0].alias
+        classes = list(self.current.model.state.classes)
+        if endpoint == "infer":
+            payload = oip_response(rid, self.cfg.model, version, classes, proba)
+        else:
+            payload = predict_response(rid, self.cfg.model, version, alias, classes, proba)
+        response = self._answer(endpoint, version, arrival, 200, payload, rid)
+        self._record(
+            rid, endpoint, arrival_wall, values, results, (time.monotonic() - arrival) * 1000
+        )
+        return response
+
+    def _answer(
+        self,
+        endpoint: str,
+        version: str,
+        arrival: float,
+        status: int,
+        payload: dict[str, Any],
+        rid: str,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        if status != 200:
+            payload = {**payload, "request_id": rid}
+        self.metrics.observe(endpoint, version, status, time.monotonic() - arrival)
+        return JSONResponse(
+            payload, status_code=status, headers={"X-Request-Id": rid, **(headers or {})}
+        )
+
+    # --- routes ----------------------------------------------------------------------------------
+
+    @api.post("/v1/predict")
+    async def predict(self, request: Request) -> Response:
+        return await self._handle("predict", request)
+
+    @api.post("/v2/models/{name}/infer")
+    async def infer(self, name: str, request: Request) -> Response:
+        return await self._handle("infer", request, name=name)
+
+    @api.get("/v2/models/{name}")
+    async def model_metadata(self, name: str) -> Response:
+        if name != self.cfg.model:
+            return JSONResponse({"error": f"no model {name!r}", "field": "model_name"}, 404)
+        state = self.current.model.state
+        return JSONResponse(
+            {
+                "name": self.cfg.model,
+                "versions": [self.current.resolved.version],
+                "platform": "onnxruntime+sensorops-preprocessing",
+                "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, state.n_channels, -1]}],
+                "outputs": [
+                    {
+                        "name": "probabilities",
+                        "datatype": "FP64",
+                        "shape": [-1, len(state.classes)],
+                    },
+                    {"name": "predicted", "datatype": "BYTES", "shape": [-1]},
+                ],
+            }
+        )
+
+    @api.get("/v2/health/ready")
+    async def oip_ready(self) -> Response:
+        return await self.ready()
+
+    @api.get("/-/healthz")
+    async def healthz(self) -> Response:
+        return Response("ok", media_type="text/plain")
+
+    @api.get("/ready")
+    async def ready(self) -> Response:
+        cur = self.current
+        return JSONResponse(
+            {
+                "ready": True,
+                "model": cur.resolved.name,
+                "version": cur.resolved.version,
+                "alias": cur.resolved.alias,
+                "provider": cur.model.provider,
+                "providers": list(cur.model.session.get_providers()),
+                "model_load_s": cur.load_s,
+                "classes": list(cur.model.state.classes),
+                "channels": list(cur.model.state.channels),
+                "length": cur.model.state.length,
+                "batching": self.cfg.batching.model_dump(),
+            }
+        )
+
+    @api.get("/metrics")
+    async def metrics(self) -> Response:
+        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @api.post("/v1/feedback")
+    async def feedback_route(self, request: Request) -> Response:
+        try:
+            body = parse_json(await request.body())
+            if not isinstance(body, dict):
+                raise RequestError(422, "body", "must be a JSON object {request_id, label}")
+            rid, label = body.get("request_id"), body.get("label")
+            if not isinstance(rid, str) or not rid:
+                raise RequestError(
+                    422, "request_id", "must be the non-empty id of an answered request"
+                )
+            classes = list(self.current.model.state.classes)
+            if label not in classes:
+                raise RequestError(422, "label", f"must be one of {classes}; got {label!r}")
+            index = body.get("series_index", 0)
+            if not isinstance(index, int) or index < 0:
+                raise RequestError(422, "series_index", f"must be an integer >= 0; got {index!r}")
+        except RequestError as exc:
+            return JSONResponse(exc.body(), status_code=exc.status)
+        self.feedback.append(
+            [{"request_id": rid, "series_index": index, "label": label,
+              "time": np.datetime64(int(time.time() * 1e6), "us")}]
+        )  # fmt: skip
+        return JSONResponse({"accepted": True, "request_id": rid}, status_code=202)
+
+    @api.post("/v1/jobs")
+    async def submit_job(self, request: Request) -> Response:
+        try:
+            body = parse_json(await request.body())
+            if not isinstance(body, dict) or not isinstance(body.get("input"), str):
+                raise RequestError(422, "input", "must be the path of a long-format Parquet file")
+            try:
+                path = check_job_input(body["input"], self.current.model.state.channels)
+            except JobError as exc:
+                raise RequestError(422, "input", str(exc).removeprefix("input: ")) from exc
+        except RequestError as exc:
+            return JSONResponse(exc.body(), status_code=exc.status)
+        cur = self.current.resolved
+        rec = self.jobs.create(
+            str(path.resolve()), cur.name, cur.version, cur.alias, self.cfg.tracking_uri
+        )
+        self._submit_job(rec.id)
+        return JSONResponse(
+            {
+                "job_id": rec.id,
+                "state": rec.state,
+                "version": rec.version,
+                "status": f"/v1/jobs/{rec.id}",
+            },
+            status_code=202,
+        )
+
+    @api.get("/v1/jobs/{job_id}")
+    async def get_job(self, job_id: str) -> Response:
+        try:
+            rec = self.jobs.get(job_id)
+        except JobError as exc:
+            return JSONResponse({"error": str(exc), "field": "job_id"}, status_code=404)
+        return JSONResponse(rec.public())
+
+    def _submit_job(self, job_id: str) -> None:
+        import ray
+
+        task = ray.remote(num_cpus=0)(run_job)
+        self._job_refs[job_id] = task.remote(self.cfg.jobs.dir, job_id, self.cfg.jobs.batch_size)
+
+
+def build_app(cfg: ServingConfig) -> Any:
+    """The bound application for ``serve.run`` (deployment options from ``cfg``)."""
+    adm, b = cfg.admission, cfg.batching
+    return SensorService.options(
+        num_replicas=cfg.num_replicas,
+        max_ongoing_requests=adm.max_queued + b.max_batch_size,
+        max_queued_requests=adm.max_queued,
+        ray_actor_options={"num_cpus": 1},
+        health_check_period_s=5,
+        graceful_shutdown_timeout_s=5,
+    ).bind(cfg.model_dump())

@@ -1,0 +1,142 @@
+"""Start and stop the service: Ray (local or a cluster), Serve, the application, the URL.
+
+Ingress modes (``serving.ingress``):
+
+- ``direct`` (default): ``RAY_SERVE_ENABLE_DIRECT_INGRESS=1``. No Serve proxy is started; each
+  ingress replica runs its own HTTP server, on ports allocated from
+  ``RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT`` upwards, which :func:`start` sets to
+  ``serving.port`` (so one replica listens exactly there; more replicas take the next ports and
+  need a load balancer in front, e.g. the Kubernetes Service of the KubeRay recipe). Measured
+  2-3 ms CPU per request against 14-29 ms through the proxy (``benchmarks/bench_serving.py``,
+  ``shared/notes/serving-probe.md``).
+- ``proxy``: Ray Serve's HTTP proxy on ``serving.port`` routes to every replica.
+
+The direct-ingress variables are read by the Serve controller and replicas at import time, so
+on a cluster started with ``ray start`` they must be exported before ``ray start`` (the recipes
+in ``pipelines/serving/`` do); :func:`start` sets them for a local Ray it starts itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sensorops.serving.config import ServingConfig
+
+logger = logging.getLogger(__name__)
+
+DIRECT_ENV = "RAY_SERVE_ENABLE_DIRECT_INGRESS"
+
+
+class ServiceStartError(RuntimeError):
+    """The application did not come up (names the URL and the last error)."""
+
+
+@dataclass
+class Service:
+    """A running application.
+
+    Attributes:
+        url: base URL of the (first) ingress, e.g. ``http://127.0.0.1:8000``.
+        config: the resolved configuration it runs with.
+        started_ray: whether :func:`start` started Ray (and :func:`stop` shuts it down).
+    """
+
+    url: str
+    config: ServingConfig
+    started_ray: bool
+
+
+def direct_ingress_env(port: int, n_ports: int = 64) -> dict[str, str]:
+    """Environment that makes Serve's direct ingress allocate ports from ``port`` upwards."""
+    return {
+        DIRECT_ENV: "1",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(port),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(port + n_ports),
+    }
+
+
+def start(
+    cfg: ServingConfig, temp_dir: str | Path | None = None, timeout_s: float = 180.0
+) -> Service:
+    """Start (or join) Ray, start Serve, deploy the app and wait until ``/ready`` answers.
+
+    Args:
+        cfg: configuration with ``tracking_uri`` resolved and absolute log/job directories.
+        temp_dir: Ray's session directory root when this call starts Ray (default Ray's own).
+        timeout_s: how long to wait for the first replica to load and warm the model.
+
+    Raises:
+        ServiceStartError: the app did not become ready in time.
+    """
+    import ray
+    from ray import serve
+
+    if cfg.ingress == "direct" and cfg.ray_address is None:
+        os.environ.update(direct_ingress_env(cfg.port))
+    elif cfg.ingress == "proxy" and cfg.ray_address is None:
+        os.environ.pop(DIRECT_ENV, None)
+    started = False
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {
+            "namespace": cfg.namespace,
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "configure_logging": False,
+        }
+        if cfg.ray_address is not None:
+            kwargs["address"] = cfg.ray_address
+        else:
+            kwargs["address"] = "local"  # a new local Ray, never someone else's running one
+            temp_dir = temp_dir or cfg.ray_temp_dir
+            if temp_dir is not None:
+                kwargs["_temp_dir"] = str(temp_dir)
+        ray.init(**kwargs)
+        started = cfg.ray_address is None
+    from sensorops.serving.app import build_app
+
+    serve.start(
+        http_options={"host": cfg.host, "port": cfg.port},
+        logging_config={"enable_access_log": False, "log_level": "WARNING"},
+    )
+    serve.run(build_app(cfg), name=cfg.app_name, route_prefix="/", blocking=False)
+    url = wait_ready(cfg, timeout_s)
+    return Service(url=url, config=cfg, started_ray=started)
+
+
+def wait_ready(cfg: ServingConfig, timeout_s: float) -> str:
+    """Poll ``/ready`` on the service port until it answers 200; return the base URL."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer yet"
+    url = f"http://{cfg.host}:{cfg.port}"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/ready", timeout=5) as resp:
+                if resp.status == 200 and json.loads(resp.read()).get("ready"):
+                    return url
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    raise ServiceStartError(f"{url}/ready did not answer within {timeout_s:.0f}s (last: {last})")
+
+
+def stop(service: Service | None = None) -> None:
+    """Delete the application and shut Serve (and Ray, when :func:`start` started it) down."""
+    import ray
+    from ray import serve
+
+    if not ray.is_initialized():
+        return
+    try:
+        serve.shutdown()
+    finally:
+        ray.shutdown()  # stops a local Ray this process started; only disconnects from a cluster
