@@ -77,6 +77,12 @@ def start(
     Raises:
         ServiceStartError: the app did not become ready in time.
     """
+    if cfg.ray_address is None and "RAY_AUTH_MODE" not in os.environ:
+        # token auth with a token of our own: the default ~/.ray/auth_token is shared by every
+        # Ray on the machine and may be rewritten under us. Set before `import ray`, which
+        # caches the auth mode.
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
     import ray
     from ray import serve
 
@@ -92,11 +98,7 @@ def start(
         else:
             kwargs["address"] = "local"  # a new local Ray, never someone else's running one
             kwargs["include_dashboard"] = False
-            if "RAY_AUTH_MODE" not in os.environ and "RAY_AUTH_TOKEN" not in os.environ:
-                # token auth with a token of our own: the default ~/.ray/auth_token is shared by
-                # every Ray on the machine and may be rewritten under us
-                os.environ["RAY_AUTH_MODE"] = "token"
-                os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+
             temp_dir = temp_dir or cfg.ray_temp_dir
             if temp_dir is not None:
                 kwargs["_temp_dir"] = str(temp_dir)
