@@ -201,8 +201,13 @@ def main() -> None:
     channels = [c for c in raw.columns if c not in ("series_id", "t", "label", "split")]
     _, values = long_frame_to_series(test, channels)
     series = values[0].T  # (channels, time)
-    env = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "NUMBA_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }  # mlflow execs uvicorn
     out: dict[str, Any] = {"model": args.model, "version": mv.version, "series_shape": list(series.shape),
                            "seconds_per_phase": seconds, "cpu_server": 0, "cpu_client": 1}  # fmt: skip
     os.sched_setaffinity(0, {1})  # this process is the load generator

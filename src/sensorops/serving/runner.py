@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import time
 import urllib.error
 import urllib.request
@@ -76,6 +77,12 @@ def start(
     Raises:
         ServiceStartError: the app did not become ready in time.
     """
+    if cfg.ray_address is None and "RAY_AUTH_MODE" not in os.environ:
+        # token auth with a token of our own: the default ~/.ray/auth_token is shared by every
+        # Ray on the machine and may be rewritten under us. Set before `import ray`, which
+        # caches the auth mode.
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
     import ray
     from ray import serve
 
@@ -85,16 +92,13 @@ def start(
         os.environ.pop(DIRECT_ENV, None)
     started = False
     if not ray.is_initialized():
-        kwargs: dict[str, Any] = {
-            "namespace": cfg.namespace,
-            "include_dashboard": False,
-            "log_to_driver": False,
-            "configure_logging": False,
-        }
+        kwargs: dict[str, Any] = {"namespace": cfg.namespace, "log_to_driver": False}
         if cfg.ray_address is not None:
             kwargs["address"] = cfg.ray_address
         else:
             kwargs["address"] = "local"  # a new local Ray, never someone else's running one
+            kwargs["include_dashboard"] = False
+
             temp_dir = temp_dir or cfg.ray_temp_dir
             if temp_dir is not None:
                 kwargs["_temp_dir"] = str(temp_dir)
