@@ -66,7 +66,7 @@ def test_retrain_without_reexport_compresses_the_new_checkpoint(
     # same path, new weights: retrained (another architecture, so the ONNX graphs differ clearly)
     shutil.copyfile(checkpoints["lstm_attention"], best)
     table = compress_checkpoint(str(best), model_input, _config(tmp_path / "c"), old_export)
-    rows = {r["name"]: r for r in table.rows}
+    rows = {r.name: r.to_dict() for r in table.rows}
     assert rows["fp32_onnx"]["onnx_path"] != old_export["onnx_path"]
     assert Path(rows["fp32_onnx"]["onnx_path"]).parent == tmp_path / "c"
     assert rows["fp32_onnx"]["accuracy"] == pytest.approx(rows["fp32_torch"]["accuracy"])
@@ -78,7 +78,7 @@ def test_retrain_without_reexport_compresses_the_new_checkpoint(
         str(best), model_input, ExportConfig(output_dir=str(tmp_path / "onnx2"))
     )
     table = compress_checkpoint(str(best), model_input, _config(tmp_path / "d"), fresh)
-    rows = {r["name"]: r for r in table.rows}
+    rows = {r.name: r.to_dict() for r in table.rows}
     assert rows["fp32_onnx"]["onnx_path"] == fresh["onnx_path"]
 
 

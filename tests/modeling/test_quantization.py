@@ -70,16 +70,37 @@ def test_static_qdq_int8_is_smaller_and_runs(wide_fp32: Path, tmp_path: Path) ->
     assert got.shape == ref.shape and np.max(np.abs(got - ref)) < 0.1 * np.max(np.abs(ref)) + 1e-3
 
 
-def test_dynamic_int8_is_smaller_and_runs(wide_fp32: Path, tmp_path: Path) -> None:
+def _agreement(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(a.argmax(axis=1) == b.argmax(axis=1)))
+
+
+def test_dynamic_int8_is_smaller_and_predicts_like_fp32(wide_fp32: Path, tmp_path: Path) -> None:
     out = quantize_dynamic_int8(wide_fp32, tmp_path / "d8.onnx")
     assert out.stat().st_size < 0.5 * wide_fp32.stat().st_size
-    assert create_session(out).predict_logits(_X()).shape == (24, 3)
+    X = _X(64)
+    ref = create_session(wide_fp32).predict_logits(X)
+    got = create_session(out).predict_logits(X)
+    assert got.shape == ref.shape == (64, 3)
+    # int8 weights move the logits a little, never to another scale, and keep the classes
+    assert np.max(np.abs(got - ref)) < 0.1 * np.max(np.abs(ref)) + 1e-3
+    assert not np.array_equal(got, ref)  # it really is another model
+    assert _agreement(got, ref) >= 0.95
 
 
-def test_dynamic_int8_quantizes_the_lstm(exports: dict[str, dict], tmp_path: Path) -> None:
-    out = quantize_dynamic_int8(exports["lstm_attention"]["onnx_path"], tmp_path / "lstm_d8.onnx")
+def test_dynamic_int8_quantizes_the_lstm_and_keeps_its_predictions(
+    exports: dict[str, dict], model_input, tmp_path: Path
+) -> None:
+    src = exports["lstm_attention"]["onnx_path"]
+    out = quantize_dynamic_int8(src, tmp_path / "lstm_d8.onnx")
     assert "DynamicQuantizeLSTM" in {n.op_type for n in onnx.load(str(out)).graph.node}
-    assert create_session(out).predict_logits(_X()).shape == (24, 3)
+    X, y = model_input.X["test"], model_input.y["test"]
+    ref = create_session(src).predict_logits(X)
+    got = create_session(out).predict_logits(X)
+    assert got.shape == ref.shape == (len(X), 3)
+    assert 0 < np.max(np.abs(got - ref)) < 0.1 * np.max(np.abs(ref)) + 1e-3
+    assert _agreement(got, ref) >= 0.9
+    fp32_acc = float(np.mean(ref.argmax(1) == y))
+    assert float(np.mean(got.argmax(1) == y)) >= fp32_acc - 0.1
 
 
 def test_calibration_sample_is_seeded_and_bounded() -> None:

@@ -30,6 +30,7 @@ from sensorops.registry.inspect import ModelRef
 from sensorops.registry.lineage import split_digest
 from sensorops.registry.scoring import onnx_logits
 from sensorops.registry.workflow import register_from_reports
+from tests.modeling.rows import comparison_json, comparison_row
 from tests.registry.registry_helpers import GOOD_TAGS
 
 
@@ -98,24 +99,14 @@ def test_register_from_reports_registers_export_and_gate_passed_variants(
         "parity_max_abs_diff": 3e-8,
         "execution_provider": "CPUExecutionProvider",
     }
-    comparison = {
-        "variants": [
-            {
-                "name": "int8_dynamic",
-                "onnx_path": str(onnx_models["good2"]),
-                "accuracy": 0.97,
-                "delta_points": -0.5,
-                "gate_passed": True,
-            },
-            {
-                "name": "pruned_50",
-                "onnx_path": str(onnx_models["bad"]),
-                "accuracy": 0.1,
-                "delta_points": -80.0,
-                "gate_passed": False,
-            },
-        ]
-    }
+    comparison = comparison_json(
+        comparison_row(
+            "int8_dynamic", str(onnx_models["good2"]), True, accuracy=0.97, delta_points=-0.5
+        ),
+        comparison_row(
+            "pruned_50", str(onnx_models["bad"]), False, accuracy=0.1, delta_points=-80.0
+        ),
+    )
     dq = {
         "passed": True,
         "stages": {
@@ -155,10 +146,10 @@ def test_register_from_reports_registers_export_and_gate_passed_variants(
 def test_build_variants_and_lineage_tags_shapes():
     cfg = PromotionConfig()
     rows = [
-        ComparisonRow("fp32_torch", None, None, False, {"accuracy": 0.9}),
-        ComparisonRow("q", "/m/q.onnx", True, True, {"accuracy": 0.89, "delta_points": -1.0}),
-        ComparisonRow("dup", "/m/model.onnx", True, True),
-        ComparisonRow("p", "/m/p.onnx", False, False),
+        comparison_row("fp32_torch", None, None, False, accuracy=0.9),
+        comparison_row("q", "/m/q.onnx", True, True, accuracy=0.89, delta_points=-1.0),
+        comparison_row("dup", "/m/model.onnx", True, True),
+        comparison_row("p", "/m/p.onnx", False, False),
     ]
     specs = build_variants({"onnx_path": "/m/model.onnx"}, rows, None, cfg)
     assert [s.variant for s in specs] == ["fp32", "q"]
@@ -182,25 +173,13 @@ def test_build_variants_and_lineage_tags_shapes():
 
 
 def test_parse_comparison_takes_only_the_compression_pipeline_shape():
-    rows = parse_comparison(
-        {
-            "reference": "fp32_torch",
-            "gates": {"ptq": 1.0},
-            "registrable": ["q"],
-            "variants": [
-                {"name": "fp32_torch", "onnx_path": None, "accuracy": 0.9, "gate_passed": None,
-                 "registrable": False},
-                {"name": "q", "onnx_path": "/m/q.onnx", "accuracy": 0.89, "gate_passed": True,
-                 "registrable": True},
-                {"name": "old", "onnx_path": "/m/o.onnx", "gate_passed": True},  # no registrable
-            ],
-        }
-    )  # fmt: skip
-    assert rows == [
-        ComparisonRow("fp32_torch", None, None, False, {"accuracy": 0.9}),
-        ComparisonRow("q", "/m/q.onnx", True, True, {"accuracy": 0.89}),
-        ComparisonRow("old", "/m/o.onnx", True, True, {}),
+    rows = [
+        comparison_row("fp32_torch", None, None, False, accuracy=0.9),
+        comparison_row("q", "/m/q.onnx", True, True, accuracy=0.89),
+        comparison_row("old", "/m/o.onnx", True, True),
     ]
+    assert parse_comparison(comparison_json(*rows)) == rows
+    assert all(isinstance(r, ComparisonRow) for r in rows)
     for bad, needle in [
         ([{"name": "q", "gate_passed": True}], "got list"),  # a bare list of rows
         ({"q": {"gate_passed": True}}, "got keys ['q']"),  # {name: row}

@@ -109,14 +109,72 @@ class ExportConfig(_Strict):
         return value
 
 
-class FinetuneConfig(_Strict):
-    """A short single-process fine-tune (Adam, cross-entropy) on the training split."""
+class DistillConfig(_Strict):
+    """Knowledge distillation from the fp32 teacher during a fine-tune.
 
+    Loss = ``alpha * T**2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE``.
+    """
+
+    alpha: float = Field(default=0.0, ge=0, le=1)
+    """Weight of the KL term; 0 = plain cross-entropy (no teacher)."""
+    temperature: float = Field(default=2.0, gt=0)
+    """Softening temperature of both logit sets."""
+
+
+class EarlyStoppingConfig(_Strict):
+    """Evaluate on the validation split during a fine-tune; keep the best weights."""
+
+    eval_every_steps: int = Field(default=0, ge=0)
+    """Validation accuracy every N optimizer steps; 0 = off (keep the last weights)."""
+    patience_evals: int = Field(default=0, ge=0)
+    """Stop after this many evaluations without improvement; 0 = never stop early."""
+    min_delta: float = Field(default=0.0, ge=0)
+    """Improvement (accuracy, in [0, 1]) needed to count as better."""
+
+
+class FinetuneConfig(_Strict):
+    """A short single-process fine-tune (Adam) sized in optimizer steps.
+
+    Total steps = ``max(steps, epochs * steps_per_epoch)``: ``steps`` is the budget, ``epochs``
+    a floor that scales with the data (on 32 series with batch 32 one epoch is one step).
+    """
+
+    steps: int = Field(default=0, ge=0)
+    """Optimizer steps to take at least."""
     epochs: int = Field(default=3, ge=0)
+    """Floor in passes over the training split."""
     lr: float = Field(default=1e-3, gt=0)
+    """Peak learning rate (after the warmup)."""
     batch_size: int = Field(default=32, ge=1)
     weight_decay: float = Field(default=0.0, ge=0)
+    schedule: Literal["constant", "cosine"] = "constant"
+    """``cosine``: linear warmup then cosine decay to ``min_lr_ratio * lr``."""
+    warmup_fraction: float = Field(default=0.0, ge=0, lt=1)
+    """Share of the steps spent in the linear warmup."""
+    min_lr_ratio: float = Field(default=0.0, ge=0, le=1)
+    grad_clip_norm: float | None = Field(default=None, gt=0)
+    """Global gradient-norm clip; null = none."""
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     seed: int = 0
+
+
+#: Defaults of the compression fine-tunes (the YAML repeats and comments them).
+_COMPRESSION_FINETUNE: dict[str, Any] = {
+    "steps": 150,
+    "epochs": 3,
+    "lr": 1e-3,
+    "schedule": "cosine",
+    "warmup_fraction": 0.1,
+    "min_lr_ratio": 0.05,
+    "grad_clip_norm": 1.0,
+    "distill": {"alpha": 0.7, "temperature": 2.0},
+    "early_stopping": {"eval_every_steps": 10, "patience_evals": 5},
+}
+
+
+def _compression_finetune(**overrides: Any) -> FinetuneConfig:
+    return FinetuneConfig.model_validate({**_COMPRESSION_FINETUNE, **overrides})
 
 
 class CalibrationConfig(_Strict):
@@ -132,7 +190,11 @@ class QatConfig(_Strict):
 
     bits: Literal[4] = 4
     """Weight bits (4 only: what ONNX ``UINT4`` stores)."""
-    finetune: FinetuneConfig = Field(default_factory=lambda: FinetuneConfig(epochs=3, lr=5e-4))
+    finetune: FinetuneConfig = Field(default_factory=lambda: _compression_finetune(lr=5e-4))
+    calibration_samples: int = Field(default=128, ge=1)
+    """Training series on which each weight matrix's 4-bit range (clip ratio) is chosen."""
+    clip_ratios: list[float] = Field(default_factory=lambda: [1.0, 0.95, 0.9, 0.85, 0.8])
+    """Candidate shares of each row's [min, max] range kept before rounding to 4 bits."""
     opset: int = 21
     """Opset of the 4-bit model (>= 21 for ``UINT4`` ``DequantizeLinear``)."""
 
@@ -151,23 +213,43 @@ class StructuredPruningConfig(_Strict):
     """Remove a share of units/channels by L2 norm, physically shrinking the layers."""
 
     amount: float = Field(default=0.2, gt=0, lt=1)
-    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    """Share of units removed in the end."""
+    iterations: int = Field(default=2, ge=1)
+    """Prune in this many equal steps up to ``amount``, fine-tuning after each."""
+    finetune: FinetuneConfig = Field(default_factory=_compression_finetune)
+    """Fine-tune after every pruning step (the last one gets the full budget)."""
 
 
 class UnstructuredPruningConfig(_Strict):
-    """Global magnitude pruning of all weight matrices to a target sparsity."""
+    """Global magnitude pruning of all weight matrices, ramped up during the fine-tune."""
 
     sparsity: float = Field(default=0.5, gt=0, lt=1)
-    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    """Final share of zeros among the weight matrices."""
+    ramp_fraction: float = Field(default=0.6, gt=0, le=1)
+    """Zhu & Gupta cubic ramp ``s_t = s (1 - (1 - t / T)**3)`` over this share of the steps."""
+    prune_every_steps: int = Field(default=5, ge=1)
+    """Recompute the masks every N steps during the ramp."""
+    finetune: FinetuneConfig = Field(default_factory=_compression_finetune)
 
 
 class GateConfig(_Strict):
-    """Largest allowed accuracy drop versus fp32 torch, in percentage points, per variant family."""
+    """Accuracy gates versus fp32 torch on the same test series.
+
+    A variant fails when its drop (percentage points) exceeds the limit of its family **and**
+    the exact one-sided McNemar p-value of the loss is below ``alpha``
+    (:func:`sensorops.modeling.comparison.gate_verdict`).
+    """
 
     fp32_onnx: float = Field(default=0.0, ge=0)
     ptq_int8: float = Field(default=1.0, ge=0)
     qat_4bit: float = Field(default=3.0, ge=0)
     pruned: float = Field(default=1.0, ge=0)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    """Significance level of the McNemar loss test."""
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    """Level of the reported paired-bootstrap interval (reported, not gated on)."""
+    bootstrap_resamples: int = Field(default=2000, ge=100)
+    bootstrap_seed: int = 0
 
 
 class LatencyConfig(_Strict):
@@ -187,6 +269,17 @@ class LatencyConfig(_Strict):
         return value
 
 
+class CompressionParityConfig(_Strict):
+    """Every variant's ONNX file against the torch model it was built from."""
+
+    atol: float = Field(default=1e-4, gt=0)
+    """Max |torch - ORT| logit difference for fp32-weight graphs (fp32, pruned)."""
+    atol_4bit: float = Field(default=5e-2, gt=0)
+    """Same for 4-bit QAT: ORT's MatMulNBits also quantizes activations on the fly."""
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 16])
+    max_series: int = Field(default=64, ge=1)
+
+
 class CompressionConfig(_Strict):
     """``params:compression``: which variants to build and how, the gates and the latency run."""
 
@@ -198,6 +291,9 @@ class CompressionConfig(_Strict):
     structured: StructuredPruningConfig = Field(default_factory=StructuredPruningConfig)
     unstructured: UnstructuredPruningConfig = Field(default_factory=UnstructuredPruningConfig)
     gates: GateConfig = Field(default_factory=GateConfig)
+    parity: CompressionParityConfig = Field(default_factory=CompressionParityConfig)
+    weight_swap: bool = True
+    """Write QAT/unstructured weights into a copy of the exported fp32 graph (no new export)."""
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 

@@ -306,41 +306,62 @@ def structured_prune(model: nn.Module, amount: float = 0.2) -> StructuredPruneRe
     return report
 
 
+def cubic_sparsity(step: int, total: int, final: float, ramp_fraction: float = 1.0) -> float:
+    """Zhu & Gupta (2017) gradual pruning: ``s_t = s_f * (1 - (1 - t / T)**3)``, ``T = ramp * total``.
+
+    Sparsity grows fast at first (redundant weights go early) and slowly near the target, and
+    stays at ``final`` after the ramp.
+    """
+    ramp = max(1, int(round(ramp_fraction * total)))
+    progress = min(1.0, max(0, step) / ramp)
+    return float(final * (1.0 - (1.0 - progress) ** 3))
+
+
 class MagnitudePruner:
     """Global unstructured magnitude pruning of all weight matrices (``ndim >= 2``).
 
     ``fit`` zeroes the ``sparsity`` share of weight values with the smallest ``|w|`` across the
-    whole model and stores the masks; ``apply`` re-zeroes them (call after each fine-tune step);
-    gradient hooks keep pruned entries at zero gradient.
+    whole model and stores the masks; ``update(s)`` re-computes the masks at a new sparsity
+    (gradual pruning: pruned values are zero, so they stay pruned); ``apply`` re-zeroes them
+    (call after each fine-tune step); gradient hooks keep pruned entries at zero gradient.
 
     Attributes:
         masks_: parameter name -> bool mask (True = kept).
         threshold_: the global magnitude threshold.
+        current_sparsity_: the sparsity the masks hold now.
     """
 
     def __init__(self, sparsity: float = 0.5) -> None:
         self.sparsity = sparsity
 
-    def fit(self, model: nn.Module) -> MagnitudePruner:
+    def fit(self, model: nn.Module, initial_sparsity: float | None = None) -> MagnitudePruner:
+        """Take the model's weight matrices and prune them to ``initial_sparsity`` (default:
+        the target ``sparsity``; 0 = masks only, nothing pruned yet)."""
         if not 0.0 < self.sparsity < 1.0:
             raise PruningError(f"unstructured.sparsity must be in (0, 1); got {self.sparsity}")
         self.params_ = {n: p for n, p in model.named_parameters() if p.ndim >= 2}
         if not self.params_:
             raise PruningError(f"{type(model).__name__} has no weight matrices to prune")
+        self.masks_: dict[str, torch.Tensor] = {}
+        for name, p in self.params_.items():
+            p.register_hook(lambda grad, n=name: grad * self.masks_[n])
+        self.update(self.sparsity if initial_sparsity is None else initial_sparsity)
+        return self
+
+    def update(self, sparsity: float) -> None:
+        """Masks that keep the ``1 - sparsity`` largest ``|w|`` of all weight matrices; applied."""
         magnitudes = torch.cat([p.detach().abs().flatten() for p in self.params_.values()])
-        n_prune = int(round(self.sparsity * magnitudes.numel()))
-        order = torch.argsort(magnitudes)
+        n_prune = int(round(sparsity * magnitudes.numel()))
+        order = torch.argsort(magnitudes, stable=True)
         global_mask = torch.ones_like(magnitudes, dtype=torch.bool)
         global_mask[order[:n_prune]] = False
         self.threshold_ = float(magnitudes[order[n_prune - 1]]) if n_prune else 0.0
-        self.masks_: dict[str, torch.Tensor] = {}
         offset = 0
         for name, p in self.params_.items():
             self.masks_[name] = global_mask[offset : offset + p.numel()].reshape(p.shape)
             offset += p.numel()
-            p.register_hook(lambda grad, m=self.masks_[name]: grad * m)
+        self.current_sparsity_ = n_prune / magnitudes.numel()
         self.apply()
-        return self
 
     def apply(self) -> None:
         """Zero the pruned entries again."""

@@ -27,6 +27,7 @@ Conv, Gemm and LSTM the ``DequantizeLinear`` expands the weights to fp32 and the
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -86,11 +87,15 @@ def dequantize_per_channel(
     ).astype(np.float32)
 
 
-def fake_quantize_4bit(w: torch.Tensor) -> torch.Tensor:
-    """Fake-quantized copy of ``w`` (4-bit, asymmetric, per row = dim 0), same dtype and shape."""
+def fake_quantize_4bit(w: torch.Tensor, clip_ratio: float = 1.0) -> torch.Tensor:
+    """Fake-quantized copy of ``w`` (4-bit, asymmetric, per row = dim 0), same dtype and shape.
+
+    ``clip_ratio`` < 1 shrinks every row's range to ``clip_ratio * [min, max]`` (values outside
+    are clamped to the range ends), trading outlier error for a finer step.
+    """
     flat = w.detach().reshape(w.shape[0], -1).to(torch.float64)
-    lo = torch.clamp(flat.min(dim=1).values, max=0.0)
-    hi = torch.clamp(flat.max(dim=1).values, min=0.0)
+    lo = torch.clamp(flat.min(dim=1).values, max=0.0) * clip_ratio
+    hi = torch.clamp(flat.max(dim=1).values, min=0.0) * clip_ratio
     scale = (hi - lo) / QMAX_4BIT
     scale = (
         torch.where(scale > 0, scale, torch.ones_like(scale)).to(torch.float32).to(torch.float64)
@@ -132,15 +137,53 @@ class WeightFakeQuantizer:
         if not self.names_:
             raise ModelingError(f"{type(model).__name__} has no weight matrices to quantize")
         self.params_ = [params[n] for n in self.names_]
+        self.clip_ratios_ = [1.0] * len(self.params_)
         return self
+
+    def calibrate(
+        self, model: nn.Module, X: np.ndarray, clip_ratios: Sequence[float] = (1.0,)
+    ) -> WeightFakeQuantizer:
+        """Choose each weight matrix's clip ratio on training data (the range observer).
+
+        Greedy, one weight matrix at a time in model order (the earlier ones at their chosen
+        ratio, the later ones still fp32): the ratio from ``clip_ratios`` whose fake-quantized
+        model has the smallest mean squared logit error against the fp32 model on ``X``.
+        """
+        if not clip_ratios or min(clip_ratios) <= 0 or max(clip_ratios) > 1:
+            raise ModelingError(f"qat.clip_ratios must be in (0, 1]; got {list(clip_ratios)}")
+        Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        was_training = model.training
+        model.eval()
+        latent = [p.detach().clone() for p in self.params_]
+        with torch.no_grad():
+            ref = model(Xt)
+            for i, p in enumerate(self.params_):
+                best = (math.inf, 1.0)
+                for r in clip_ratios:
+                    p.copy_(fake_quantize_4bit(latent[i], float(r)))
+                    err = float(torch.mean((model(Xt) - ref) ** 2))
+                    best = min(best, (err, float(r)))
+                self.clip_ratios_[i] = best[1]
+                p.copy_(fake_quantize_4bit(latent[i], best[1]))
+            for p, w in zip(self.params_, latent, strict=True):
+                p.copy_(w)
+        model.train(was_training)
+        return self
+
+    def clip_summary(self) -> str:
+        """``"1.0 x3, 0.9 x2"``: how many weight matrices got each clip ratio."""
+        from collections import Counter
+
+        counts = Counter(self.clip_ratios_)
+        return ", ".join(f"{r:g} x{n}" for r, n in sorted(counts.items(), reverse=True))
 
     @contextmanager
     def quantized_forward(self) -> Iterator[None]:
         """Within the block the weights hold their 4-bit values; on exit the latent fp32 return."""
         latent = [p.detach().clone() for p in self.params_]
         with torch.no_grad():
-            for p in self.params_:
-                p.copy_(fake_quantize_4bit(p))
+            for p, r in zip(self.params_, self.clip_ratios_, strict=True):
+                p.copy_(fake_quantize_4bit(p, r))
         try:
             yield
         finally:
@@ -155,8 +198,8 @@ class WeightFakeQuantizer:
     def finalize(self) -> None:
         """Leave every quantized weight on its 4-bit grid (call once, after training)."""
         with torch.no_grad():
-            for p in self.params_:
-                p.copy_(fake_quantize_4bit(p))
+            for p, r in zip(self.params_, self.clip_ratios_, strict=True):
+                p.copy_(fake_quantize_4bit(p, r))
 
 
 @dataclass(frozen=True)

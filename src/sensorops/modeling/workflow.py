@@ -21,9 +21,9 @@ from torch import nn
 from sensorops.architectures import ModelSpec, load_checkpoint_model
 from sensorops.model_input import ModelInput
 from sensorops.modeling.comparison import ComparisonTable, VariantResult, build_comparison
-from sensorops.modeling.config import CompressionConfig, ExportConfig
-from sensorops.modeling.errors import ModelingError
-from sensorops.modeling.finetune import finetune
+from sensorops.modeling.config import CompressionConfig, ExportConfig, FinetuneConfig
+from sensorops.modeling.errors import ExportError, ModelingError
+from sensorops.modeling.finetune import FinetuneReport, finetune, planned_steps
 from sensorops.modeling.latency import measure_ort_latency, measure_torch_latency
 from sensorops.modeling.metrics import (
     classification_scores,
@@ -34,8 +34,8 @@ from sensorops.modeling.metrics import (
     weight_sparsity,
 )
 from sensorops.modeling.onnx_export import export_onnx
-from sensorops.modeling.parity import check_parity, torch_logits
-from sensorops.modeling.pruning import MagnitudePruner, structured_prune
+from sensorops.modeling.parity import ParityReport, check_parity, torch_logits
+from sensorops.modeling.pruning import MagnitudePruner, cubic_sparsity, structured_prune
 from sensorops.modeling.ptq import quantize_dynamic_int8, quantize_static_int8, sample_calibration
 from sensorops.modeling.qat import (
     WeightFakeQuantizer,
@@ -43,6 +43,7 @@ from sensorops.modeling.qat import (
     quantize_onnx_weights_4bit,
 )
 from sensorops.modeling.runtime import create_session
+from sensorops.modeling.weight_swap import WeightSwapTemplate
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +190,12 @@ class _Context:
         self.config = config
         self.split, self.X_eval, self.y_eval = _eval_split(mi)
         self.X_train, self.y_train = _train_split(mi)
+        self.X_val, self.y_val = mi.X["val"], mi.y["val"]
         self.out_dir = Path(config.output_dir)
+        # the fp32 teacher's logits of the training split, for every distilled fine-tune
+        self.teacher_train = torch_logits(model, self.X_train)
+        self.template: WeightSwapTemplate | None = None
+        self.template_error: str | None = None
 
     def latency_ort(self, path: Path) -> dict[str, float]:
         lat = self.config.latency
@@ -209,15 +215,28 @@ class _Context:
                 out.update(_latency_columns(stats, b))
         return out
 
+    def parity(self, path: Path, torch_model: nn.Module, atol: float) -> ParityReport:
+        session = create_session(
+            path, self.config.runtime.providers, self.config.runtime.intra_op_threads
+        )
+        cfg = self.config.parity
+        X = self.X_eval[: cfg.max_series]
+        report = check_parity(torch_model, session, X, cfg.batch_sizes, atol)
+        return report
+
     def onnx_result(
-        self, name: str, path: Path, torch_model: nn.Module, notes: str = ""
+        self,
+        name: str,
+        path: Path,
+        torch_model: nn.Module,
+        notes: str = "",
+        finetune_steps: int = 0,
     ) -> VariantResult:
         session = create_session(
             path, self.config.runtime.providers, self.config.runtime.intra_op_threads
         )
-        scores = classification_scores(
-            self.y_eval, session.predict_logits(self.X_eval), self.mi.n_classes
-        )
+        logits = session.predict_logits(self.X_eval)
+        scores = classification_scores(self.y_eval, logits, self.mi.n_classes)
         return VariantResult(
             name=name,
             runtime="onnxruntime",
@@ -228,7 +247,9 @@ class _Context:
             size_bytes=file_size(path),
             params=count_params(torch_model),
             sparsity=weight_sparsity(torch_model),
+            predictions=logits.argmax(axis=1),
             latency=self.latency_ort(path),
+            finetune_steps=finetune_steps,
             notes=notes,
         )
 
@@ -237,11 +258,74 @@ class _Context:
         export_onnx(model, _example(self.X_eval), path, opset=opset or self.config.opset)
         return path
 
+    def write_same_shape(
+        self, model: nn.Module, name: str, dst: Path, atol: float
+    ) -> tuple[Path, str]:
+        """``model``'s ONNX file at ``dst``: weights swapped into the fp32 template when the
+        template exists and the result passes parity, else a fresh export. Returns the path and
+        how it was made."""
+        if self.template is not None and self.config.weight_swap:
+            try:
+                self.template.write(model, dst)
+                report = self.parity(dst, model, atol)
+                if report.passed:
+                    return dst, "weights swapped into the exported fp32 graph"
+                logger.warning(
+                    "weight swap for %s failed parity (max |diff| %.2e); exporting instead",
+                    name,
+                    report.worst_abs_diff,
+                )
+            except ExportError as exc:
+                logger.warning("weight swap for %s refused (%s); exporting instead", name, exc)
+        export_onnx(model, _example(self.X_eval), dst, opset=onnx_opset_of(self.template_path))
+        return dst, "fresh dynamo export"
+
+    @property
+    def template_path(self) -> Path | None:
+        return self.template.path if self.template is not None else None
+
+
+def onnx_opset_of(path: Path | None, default: int = 20) -> int:
+    if path is None:
+        return default
+    import onnx
+
+    from sensorops.modeling.onnx_export import onnx_opset
+
+    return onnx_opset(onnx.load(str(path), load_external_data=False))
+
+
+def convert_opset(path: Path, opset: int) -> None:
+    """Rewrite ``path`` in place at ``opset`` with ONNX's version converter (checked)."""
+    import onnx
+    from onnx import version_converter
+
+    try:
+        converted = version_converter.convert_version(onnx.load(str(path)), opset)
+        onnx.checker.check_model(converted, full_check=True)
+    except Exception as exc:
+        raise ExportError(f"cannot convert {path} to opset {opset}: {exc}") from exc
+    onnx.save(converted, str(path))
+
+
+def _finetune(
+    ctx: _Context, model: nn.Module, cfg: FinetuneConfig, **kwargs: Any
+) -> FinetuneReport:
+    return finetune(
+        model,
+        ctx.X_train,
+        ctx.y_train,
+        cfg,
+        teacher_logits=ctx.teacher_train,
+        X_val=ctx.X_val,
+        y_val=ctx.y_val,
+        **kwargs,
+    )
+
 
 def _fp32_torch(ctx: _Context) -> VariantResult:
-    scores = classification_scores(
-        ctx.y_eval, torch_logits(ctx.model, ctx.X_eval), ctx.mi.n_classes
-    )
+    logits = torch_logits(ctx.model, ctx.X_eval)
+    scores = classification_scores(ctx.y_eval, logits, ctx.mi.n_classes)
     return VariantResult(
         name="fp32_torch",
         runtime="torch",
@@ -252,64 +336,113 @@ def _fp32_torch(ctx: _Context) -> VariantResult:
         size_bytes=state_dict_bytes(ctx.model),
         params=count_params(ctx.model),
         sparsity=weight_sparsity(ctx.model),
+        predictions=logits.argmax(axis=1),
         latency=ctx.latency_torch(ctx.model),
         notes=f"reference ({ctx.spec.name}); size = torch state_dict bytes",
     )
+
+
+def _checked(ctx: _Context, path: Path, model: nn.Module, atol: float, what: str) -> str:
+    report = ctx.parity(path, model, atol)
+    report.raise_if_failed(f"{what} ({path})")
+    return f"parity vs torch max |diff| {report.worst_abs_diff:.1e} <= {atol:.0e}"
 
 
 def _qat_4bit(ctx: _Context) -> VariantResult:
     cfg = ctx.config.qat
     model = copy.deepcopy(ctx.model)
     fq = WeightFakeQuantizer(bits=cfg.bits).fit(model)
-    finetune(model, ctx.X_train, ctx.y_train, cfg.finetune, step_context=fq.quantized_forward)
+    calib = sample_calibration(ctx.X_train, cfg.calibration_samples, ctx.config.calibration.seed)
+    fq.calibrate(model, calib, cfg.clip_ratios)
+    ft = _finetune(ctx, model, cfg.finetune, step_context=fq.quantized_forward)
     fq.finalize()
     path = ctx.out_dir / "qat_4bit.onnx"
     with tempfile.TemporaryDirectory() as tmp:
         grid = Path(tmp) / "qat_grid_fp32.onnx"
-        export_onnx(model, _example(ctx.X_eval), grid, opset=cfg.opset)
+        how = "fresh dynamo export"
+        if ctx.template is not None and ctx.config.weight_swap:
+            grid, how = ctx.write_same_shape(model, "qat_4bit", grid, ctx.config.parity.atol)
+            if onnx_opset_of(grid) < cfg.opset:
+                try:
+                    convert_opset(grid, cfg.opset)
+                    how += f", opset converted to {cfg.opset}"
+                except ExportError as exc:
+                    logger.warning("%s; exporting the QAT model at opset %d", exc, cfg.opset)
+                    how = "fresh dynamo export"
+        if how == "fresh dynamo export":
+            export_onnx(model, _example(ctx.X_eval), grid, opset=cfg.opset)
         report = quantize_onnx_weights_4bit(grid, path, weights=fq.weight_arrays(), names=fq.names_)
-    session = create_session(path, ["CPUExecutionProvider"])
-    diff = float(
-        np.max(np.abs(session.predict_logits(ctx.X_eval) - torch_logits(model, ctx.X_eval)))
-    )
+    parity = _checked(ctx, path, model, ctx.config.parity.atol_4bit, "qat_4bit")
     ops = ort_optimized_op_counts(path)
     notes = (
-        f"weight-only 4-bit: {len(fq.names_)} weight matrices ({', '.join(fq.names_)}) fake-quantized "
-        "uint4 asymmetric per output channel during fine-tuning; stored as UINT4 + DequantizeLinear "
-        f"({report.n_weights_4bit} values, {len(report.quantized)} initializers, kept fp32: "
-        f"{report.kept_fp32 or 'none'}); biases, norms and activations fp32; ORT-optimized graph runs "
+        f"weight-only 4-bit: {len(fq.names_)} weight matrices fake-quantized uint4 asymmetric per "
+        f"output channel (ranges calibrated on {len(calib)} training series: clip ratios "
+        f"{fq.clip_summary()}), fine-tuned {ft.summary()} distilled from fp32; stored as UINT4 + "
+        f"DequantizeLinear ({report.n_weights_4bit} values, {len(report.quantized)} initializers, "
+        f"kept fp32: {report.kept_fp32 or 'none'}); biases, norms and activations fp32; ORT runs "
         f"MatMulNBits x{ops.get('MatMulNBits', 0)}, DequantizeLinear x{ops.get('DequantizeLinear', 0)}; "
-        f"max |torch QAT - ORT| = {diff:.2e}"
+        f"graph: {how}; {parity}"
     )
-    return ctx.onnx_result("qat_4bit", path, model, notes)
+    return ctx.onnx_result("qat_4bit", path, model, notes, ft.steps_taken)
 
 
 def _pruned_structured(ctx: _Context) -> VariantResult:
     cfg = ctx.config.structured
     model = copy.deepcopy(ctx.model)
-    report = structured_prune(model, cfg.amount)
-    finetune(model, ctx.X_train, ctx.y_train, cfg.finetune)
+    params_before = count_params(model)
+    steps = 0
+    parts = []
+    # iterative: remove the same share of the *remaining* units each round so that the kept
+    # share after all rounds is (1 - amount)
+    per_round = 1.0 - (1.0 - cfg.amount) ** (1.0 / cfg.iterations)
+    report = None
+    for it in range(cfg.iterations):
+        report = structured_prune(model, per_round)
+        ft = _finetune(ctx, model, cfg.finetune)
+        steps += ft.steps_taken
+        parts.append(f"round {it + 1}: {ft.summary()}")
+    assert report is not None
     path = ctx.export(model, "pruned_structured")
-    groups = ", ".join(f"{g.module} {g.units_before}->{g.units_after}" for g in report.groups)
+    parity = _checked(ctx, path, model, ctx.config.parity.atol, "pruned_structured")
+    groups = ", ".join(f"{g.module} ->{g.units_after}" for g in report.groups)
+    params_after = count_params(model)
     notes = (
-        f"L2 structured, {100 * report.units_removed_share:.0f}% units removed ({groups}); params "
-        f"{report.params_before} -> {report.params_after}; fine-tuned {cfg.finetune.epochs} epochs"
+        f"L2 structured in {cfg.iterations} rounds to {cfg.amount:.0%} units removed ({groups}); "
+        f"params {params_before} -> {params_after} ({1 - params_after / params_before:.1%} "
+        f"removed); distilled fine-tune after each round ({'; '.join(parts)}); {parity}"
     )
-    return ctx.onnx_result("pruned_structured", path, model, notes)
+    return ctx.onnx_result("pruned_structured", path, model, notes, steps)
 
 
 def _pruned_unstructured(ctx: _Context) -> VariantResult:
     cfg = ctx.config.unstructured
     model = copy.deepcopy(ctx.model)
-    pruner = MagnitudePruner(cfg.sparsity).fit(model)
-    finetune(model, ctx.X_train, ctx.y_train, cfg.finetune, after_step=pruner.apply)
-    path = ctx.export(model, "pruned_unstructured")
-    notes = (
-        f"global magnitude pruning of all weight matrices to {cfg.sparsity:.0%} zeros "
-        f"(threshold {pruner.threshold_:.3g}), fine-tuned {cfg.finetune.epochs} epochs with masks kept; "
-        "the ONNX file is dense (zeros stored)"
+    pruner = MagnitudePruner(cfg.sparsity).fit(model, initial_sparsity=0.0)
+    total, _ = planned_steps(len(ctx.X_train), cfg.finetune)
+    ramp_end = max(1, int(round(cfg.ramp_fraction * total)))
+
+    def grow(step: int, total_steps: int) -> None:
+        if step <= ramp_end and (step % cfg.prune_every_steps == 0 or step == ramp_end):
+            pruner.update(cubic_sparsity(step, total_steps, cfg.sparsity, cfg.ramp_fraction))
+        else:
+            pruner.apply()
+
+    ft = _finetune(ctx, model, cfg.finetune, after_step=grow, select_from_step=ramp_end)
+    if pruner.current_sparsity_ < cfg.sparsity - 1e-6:  # stopped before the ramp ended
+        pruner.update(cfg.sparsity)
+    path, how = ctx.write_same_shape(
+        model,
+        "pruned_unstructured",
+        ctx.out_dir / "pruned_unstructured.onnx",
+        ctx.config.parity.atol,
     )
-    return ctx.onnx_result("pruned_unstructured", path, model, notes)
+    parity = _checked(ctx, path, model, ctx.config.parity.atol, "pruned_unstructured")
+    notes = (
+        f"global magnitude pruning of all weight matrices to {cfg.sparsity:.0%} zeros on Zhu & "
+        f"Gupta's cubic ramp over the first {ramp_end} steps, fine-tuned {ft.summary()} distilled "
+        f"from fp32 with masks kept; the ONNX file is dense (zeros stored); graph: {how}; {parity}"
+    )
+    return ctx.onnx_result("pruned_unstructured", path, model, notes, ft.steps_taken)
 
 
 def reusable_export(checkpoint: str, export_summary: Mapping[str, Any] | None) -> Path | None:
@@ -377,8 +510,20 @@ def compress_checkpoint(
     fp32_path: Path | None = None
     if needs_fp32:
         fp32_path = reusable_export(checkpoint, export_summary) or ctx.export(model, "fp32_onnx")
+    if wanted & {"qat_4bit", "pruned_unstructured"} and config.weight_swap:
+        if fp32_path is None:
+            fp32_path = reusable_export(checkpoint, export_summary) or ctx.export(
+                model, "fp32_onnx"
+            )
+        try:
+            ctx.template = WeightSwapTemplate(fp32_path, model)
+        except ExportError as exc:
+            logger.warning("no weight-swap template (%s); variants are exported one by one", exc)
     if "fp32_onnx" in wanted and fp32_path is not None:
-        results.append(ctx.onnx_result("fp32_onnx", fp32_path, model, "dynamo export, fp32"))
+        parity = _checked(ctx, fp32_path, model, config.parity.atol, "fp32_onnx")
+        results.append(
+            ctx.onnx_result("fp32_onnx", fp32_path, model, f"dynamo export, fp32; {parity}")
+        )
     if "ptq_int8_static" in wanted and fp32_path is not None:
         calib = sample_calibration(
             ctx.X_train, config.calibration.n_samples, config.calibration.seed
@@ -417,8 +562,8 @@ def compress_checkpoint(
         if name in wanted:
             logger.info("building variant %s", name)
             results.append(step(ctx))
-    table = build_comparison(results, config.gates)
-    failed = [r["name"] for r in table.rows if r["gate_passed"] is False]
+    table = build_comparison(results, config.gates, ctx.y_eval)
+    failed = [r.name for r in table.rows if r.gate_passed is False]
     if failed:
         logger.warning("variants that failed their gate (never registrable): %s", failed)
     return table

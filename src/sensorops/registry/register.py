@@ -7,8 +7,8 @@ start in stage ``candidate``. Registration is all-or-nothing: when one variant f
 (and history events) this call created are deleted again before the error is raised.
 
 The compression pipeline's ``rpt_compression_comparison`` JSON is parsed once, at the node
-boundary, into :class:`ComparisonRow` objects (:func:`parse_comparison`); everything after that
-works on the typed rows.
+boundary, by its contract (:class:`sensorops.modeling.comparison.ComparisonTable`) into typed
+:class:`ComparisonRow` objects (:func:`parse_comparison`); everything after that works on them.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import numpy as np
 
 from sensorops.contracts.preprocessing import PreprocessingState
 from sensorops.model_input import ModelInput
+from sensorops.modeling.comparison import ComparisonRow, ComparisonTable
+from sensorops.modeling.errors import ModelingError
 from sensorops.registry.client import Registry, connect
 from sensorops.registry.config import PromotionConfig
 from sensorops.registry.errors import RegistrationFailed, RegistryConfigError
@@ -364,71 +366,17 @@ def _register_one(
     )
 
 
-@dataclass(frozen=True)
-class ComparisonRow:
-    """One variant row of ``rpt_compression_comparison``, as the promotion pipeline uses it.
-
-    Attributes:
-        name: variant name (``int8_dynamic``, ``pruned_50``...).
-        onnx_path: its ONNX file, or None (the torch reference row has none).
-        gate_passed: the variant's compression gate: True, False, or None (not gated).
-        registrable: the compression pipeline's verdict: gate passed and an ONNX file exists.
-        columns: every other column of the row (accuracy, delta_points, latencies...).
-    """
-
-    name: str
-    onnx_path: str | None
-    gate_passed: bool | None
-    registrable: bool
-    columns: dict[str, Any] = field(default_factory=dict)
-
-
 def parse_comparison(data: Any) -> list[ComparisonRow]:
-    """Parse the ``rpt_compression_comparison`` JSON once, at the node boundary.
-
-    Args:
-        data: the compression pipeline's ``{"reference", "gates", "registrable", "variants":
-            [row, ...]}`` mapping; each row needs ``name`` and may have ``onnx_path``,
-            ``gate_passed`` (bool or null) and ``registrable`` (bool; defaults to "gate passed and
-            has an ONNX file").
+    """The rows of ``rpt_compression_comparison``, read by its one parser
+    (:meth:`sensorops.modeling.comparison.ComparisonTable.from_json`).
 
     Raises:
-        RegistryConfigError: ``data`` is not that mapping, or a row lacks ``name`` or has a
-            non-boolean ``gate_passed``/``registrable``; the message names the row and the key.
+        RegistryConfigError: the mapping or a row is malformed; the message names the row and key.
     """
-    if not isinstance(data, dict) or not isinstance(data.get("variants"), list):
-        got = sorted(data) if isinstance(data, dict) else type(data).__name__
-        raise RegistryConfigError(
-            "rpt_compression_comparison must be the compression pipeline's mapping "
-            "{'reference', 'gates', 'registrable', 'variants': [row, ...]}; got "
-            f"{'keys ' if isinstance(data, dict) else ''}{got}"
-        )
-    rows = []
-    for i, row in enumerate(data["variants"]):
-        if not isinstance(row, dict) or not isinstance(row.get("name"), str) or not row["name"]:
-            raise RegistryConfigError(
-                f"rpt_compression_comparison variants[{i}] needs a non-empty string 'name'; got {row!r}"
-            )
-        gate_passed = row.get("gate_passed")
-        if gate_passed is not None and not isinstance(gate_passed, bool):
-            raise RegistryConfigError(
-                f"rpt_compression_comparison variant {row['name']!r}: 'gate_passed' must be true, "
-                f"false or null; got {gate_passed!r}"
-            )
-        onnx_path = str(row["onnx_path"]) if row.get("onnx_path") else None
-        registrable = row.get("registrable", gate_passed is True and onnx_path is not None)
-        if not isinstance(registrable, bool):
-            raise RegistryConfigError(
-                f"rpt_compression_comparison variant {row['name']!r}: 'registrable' must be true or "
-                f"false; got {registrable!r}"
-            )
-        columns = {
-            k: v
-            for k, v in row.items()
-            if k not in ("name", "onnx_path", "gate_passed", "registrable")
-        }
-        rows.append(ComparisonRow(row["name"], onnx_path, gate_passed, registrable, columns))
-    return rows
+    try:
+        return list(ComparisonTable.from_json(data).rows)
+    except ModelingError as exc:
+        raise RegistryConfigError(str(exc)) from None
 
 
 def _identity(path: str) -> str:

@@ -126,8 +126,15 @@ def test_every_variant_is_evaluated_and_gated(run: DataCatalog) -> None:
         assert row["execution_provider"] == "CPUExecutionProvider"
         ort.InferenceSession(row["onnx_path"], providers=["CPUExecutionProvider"])  # loads
         drop = -row["delta_points"]
-        assert row["gate_passed"] == (drop <= row["gate_limit_points"] + 1e-9)
+        clearly_worse = drop > row["gate_limit_points"] + 1e-9 and row["mcnemar_p"] < 0.05
+        assert row["gate_passed"] == (not clearly_worse)
         assert row["registrable"] == row["gate_passed"]
+        # the paired comparison with fp32 on the same series
+        assert row["n_series"] == 30
+        assert 0.0 <= row["fidelity"] <= 1.0 and row["ci_low_points"] <= row["ci_high_points"]
+        assert row["delta_points"] == pytest.approx(
+            100 * (row["wrong_to_right"] - row["right_to_wrong"]) / row["n_series"]
+        )
     assert data["registrable"] == [n for n, r in rows.items() if r["registrable"]]
     # the fp32 ONNX row is the parity-checked export, not a second file
     assert rows["fp32_onnx"]["onnx_path"] == run.load("mdl_export_summary")["onnx_path"]
@@ -138,6 +145,11 @@ def test_every_variant_is_evaluated_and_gated(run: DataCatalog) -> None:
     assert rows["pruned_structured"]["params"] < rows["fp32_torch"]["params"]
     assert rows["pruned_unstructured"]["sparsity"] == pytest.approx(0.5, abs=0.01)
     assert "uint4" in rows["qat_4bit"]["notes"]
+    # each fine-tuned variant reports its optimizer steps; its ONNX graph passed parity vs torch
+    for name in ("qat_4bit", "pruned_structured", "pruned_unstructured"):
+        assert rows[name]["finetune_steps"] > 0, name
+        assert "parity vs torch max |diff|" in rows[name]["notes"], name
+    assert "parity vs torch" in rows["fp32_onnx"]["notes"]
 
 
 def test_reports(run: DataCatalog) -> None:

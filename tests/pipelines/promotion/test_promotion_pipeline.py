@@ -8,6 +8,7 @@ import mlflow
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
+from tests.modeling.rows import comparison_json, comparison_row
 from tests.registry.registry_helpers import export_linear, make_model_input
 
 from sensorops.pipelines.promotion import create_pipeline
@@ -52,34 +53,19 @@ def inputs(tmp_path_factory):
             "parity_max_abs_diff": 2e-8,
             "execution_provider": "CPUExecutionProvider",
         },
-        "rpt_compression_comparison": {  # the compression pipeline's JSON shape
-            "reference": "fp32_torch",
-            "gates": {"ptq": 1.0},
-            "registrable": ["int8"],
-            "variants": [
-                {
-                    "name": "fp32_torch",
-                    "onnx_path": None,
-                    "accuracy": 0.97,
-                    "gate_passed": None,
-                    "registrable": False,
-                },
-                {
-                    "name": "int8",
-                    "onnx_path": str(export_linear(d / "q.onnx", shift=0, noise=0.01)),
-                    "accuracy": 0.98,
-                    "gate_passed": True,
-                    "registrable": True,
-                },
-                {
-                    "name": "pruned",
-                    "onnx_path": str(export_linear(d / "p.onnx", shift=1)),
-                    "accuracy": 0.1,
-                    "gate_passed": False,
-                    "registrable": False,
-                },
-            ],
-        },
+        "rpt_compression_comparison": comparison_json(  # the compression pipeline's JSON shape
+            comparison_row("fp32_torch", None, None, False, accuracy=0.97),
+            comparison_row(
+                "int8",
+                str(export_linear(d / "q.onnx", shift=0, noise=0.01)),
+                True,
+                True,
+                accuracy=0.98,
+            ),
+            comparison_row(
+                "pruned", str(export_linear(d / "p.onnx", shift=1)), False, False, accuracy=0.1
+            ),
+        ),
         "rpt_dq_summary": {  # the data_quality pipeline's shape
             "passed": True,
             "stages": {

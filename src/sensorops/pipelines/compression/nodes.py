@@ -31,8 +31,9 @@ def build_compression_comparison(
 
     Returns:
         ``rpt_compression_comparison``: ``{"reference", "gates", "registrable", "variants": [row...]}``;
-        each row has name, onnx_path, accuracy, macro_f1, delta_points, size_bytes, params,
-        sparsity, p50/p99 latencies per batch size, gate, gate_limit_points, gate_passed, registrable.
+        each row is a :class:`~sensorops.modeling.comparison.ComparisonRow` (accuracy, the paired
+        comparison with fp32: delta, bootstrap interval, McNemar p, fidelity, flips; size,
+        params, latencies, gate verdict, registrable).
     """
     config = parse_config(CompressionConfig, params, "compression")
     table = compress_checkpoint(
@@ -58,4 +59,6 @@ def plot_compression_tradeoffs(comparison: dict[str, Any]) -> Any:
     Returns:
         A matplotlib ``Figure`` (saved as ``compression_tradeoffs.png`` and logged to MLflow).
     """
-    return compression_tradeoffs_figure(ComparisonTable.from_json(comparison).rows)
+    return compression_tradeoffs_figure(
+        [row.to_dict() for row in ComparisonTable.from_json(comparison).rows]
+    )
