@@ -249,7 +249,9 @@ class ComparisonRow:
         {"onnx_path", "ci_low_points", "ci_high_points", "mcnemar_p", "gate_limit_points"}
     )
     _TEXT = frozenset({"name", "runtime", "execution_provider", "gate", "notes"})
-    _INT = frozenset({"right_to_wrong", "wrong_to_right", "n_series", "size_bytes", "params"})
+    _INT = frozenset(
+        {"right_to_wrong", "wrong_to_right", "n_series", "size_bytes", "params", "finetune_steps"}
+    )
 
     @property
     def columns(self) -> dict[str, Any]:
