@@ -14,11 +14,13 @@ from sensorops.pipelines.data_quality import pipeline as data_quality
 from sensorops.pipelines.export import pipeline as export
 from sensorops.pipelines.ingestion import pipeline as ingestion
 from sensorops.pipelines.promotion import pipeline as promotion
+from sensorops.pipelines.search import pipeline as search
 from sensorops.pipelines.training import pipeline as training
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Every pipeline by name (in workflow order), plus ``__default__`` = all of them."""
+    """Every pipeline by name (in workflow order), plus ``__default__`` = all of them but
+    ``search`` (an Optuna study is run on purpose: ``kedro run --pipeline=search``)."""
     pipelines = {
         "ingestion": ingestion.create_pipeline(),
         "data_quality": data_quality.create_pipeline(),
@@ -28,4 +30,5 @@ def register_pipelines() -> dict[str, Pipeline]:
         "promotion": promotion.create_pipeline(),
     }
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    pipelines["search"] = search.create_pipeline()
     return pipelines
