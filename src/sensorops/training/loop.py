@@ -453,33 +453,8 @@ class Trainer:
         for cb in self._hooks("on_fit_start"):
             cb.on_fit_start(self)
         while not s.completed and s.epoch < cfg.loop.epochs and s.step < self.total_steps:
-            self.batches.set_epoch(s.epoch)
-            micro_iter = self.batches.iter_from(skip=s.epoch_steps_done * self.accum)
-            while s.step < self.total_steps:
-                group = [b for _, b in zip(range(self.accum), micro_iter, strict=False)]
-                if not group:
-                    break
-                t0 = time.perf_counter()
-                loss, norm = self._optimizer_step(group)
-                s.step += 1
-                s.epoch_steps_done += 1
-                busy += time.perf_counter() - t0
-                samples += self.global_batch
-                self._epoch_loss.add_(loss)
-                self._epoch_steps += 1
-                if step_hooks:
-                    out = StepOutput(
-                        s.step,
-                        s.epoch,
-                        loss,
-                        norm,
-                        self.scheduler.get_last_lr()[0],
-                        self.global_batch,
-                    )
-                    for cb in step_hooks:
-                        cb.on_step_end(self, out)
-                if self._stop is not None:
-                    break
+            n, seconds = self._train_epoch(step_hooks)
+            samples, busy = samples + n, busy + seconds
             if self._stop is not None and not self._stop.finish:
                 return self._finish(started, samples, busy, interrupted=True)
             if self._stop is not None:
@@ -491,6 +466,33 @@ class Trainer:
         s.completed = True
         self.save((LAST,))
         return self._finish(started, samples, busy)
+
+    def _train_epoch(self, step_hooks: list[Callback]) -> tuple[int, float]:
+        """The rest of the current epoch (or until a stop request); returns (samples, step seconds)."""
+        s = self.state
+        samples, busy = 0, 0.0
+        self.batches.set_epoch(s.epoch)
+        micro_iter = self.batches.iter_from(skip=s.epoch_steps_done * self.accum)
+        while s.step < self.total_steps:
+            group = [b for _, b in zip(range(self.accum), micro_iter, strict=False)]
+            if not group:
+                break
+            t0 = time.perf_counter()
+            loss, norm = self._optimizer_step(group)
+            s.step += 1
+            s.epoch_steps_done += 1
+            busy += time.perf_counter() - t0
+            samples += self.global_batch
+            self._epoch_loss.add_(loss)
+            self._epoch_steps += 1
+            if step_hooks:
+                lr = self.scheduler.get_last_lr()[0]
+                out = StepOutput(s.step, s.epoch, loss, norm, lr, self.global_batch)
+                for cb in step_hooks:
+                    cb.on_step_end(self, out)
+            if self._stop is not None:
+                break
+        return samples, busy
 
     def _end_epoch(self) -> bool:
         """Validate, keep the best, checkpoint, decide early stopping (same decision on all ranks);
