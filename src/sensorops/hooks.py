@@ -27,6 +27,8 @@ from kedro.pipeline import Node
 import sensorops
 from sensorops.config_validation import check_parameters
 from sensorops.data_stats import describe_data
+from sensorops.hygiene import process_tags, start_of_run
+from sensorops.runlock import RunLock, release_project_lock
 from sensorops.tracking import check_tracking_uri, default_tracking_uri, git_commit
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ class ProjectConfigHooks:
             ) from exc
         uri = config.server.mlflow_tracking_uri or default_tracking_uri()
         check_tracking_uri(uri)
+        self._data_dir, self._uri = project / "data", uri
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
@@ -91,7 +94,10 @@ class ProjectConfigHooks:
                 continue
             if not catalog.exists(name):
                 missing.append(name)
-        if not missing:
+        if not missing:  # one run per project folder, then clean up after killed runs
+            names = run_params.get("pipeline_names") or run_params.get("pipeline_name")
+            RunLock(self._data_dir, [str(names or "__default__")]).acquire()
+            start_of_run(self._data_dir, self._uri)
             return
         lines = []
         for name in missing:
@@ -153,6 +159,7 @@ class NodeTrackingHooks:
             "sensorops.pipelines": ",".join(names),
             "sensorops.env": str(run_params.get("env") or "local"),
             "sensorops.version": sensorops.__version__,
+            **process_tags(),  # lets the next run close this one if the process is killed
         }
         commit, dirty = git_commit(self._project_path or Path.cwd())
         if commit:
@@ -198,10 +205,12 @@ class NodeTrackingHooks:
     def after_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
         self._report_timings()
         self._report_where_things_are(pipeline, catalog)
+        release_project_lock((self._project_path or Path.cwd()) / "data")
 
     @hook_impl
     def on_pipeline_error(self) -> None:
         self._report_timings()
+        release_project_lock((self._project_path or Path.cwd()) / "data")
 
     def _log(self, metrics: dict[str, float], tags: dict[str, str]) -> None:
         if self._client is None or self._run_id is None:

@@ -17,6 +17,8 @@ from sensorops.registry import LockConfig
 
 LENGTH, N_CH, N_CLASSES = 8, 3, 3
 FAST_LOCK = LockConfig(ttl_s=60, settle_s=0.4, max_write_gap_s=0.3, timeout_s=60)
+FAULT_LOCK = LockConfig(ttl_s=60, settle_s=1.0, max_write_gap_s=0.8, timeout_s=90)
+"""The fault tests' lease: a little more slack, since killed subprocesses and retries load the server."""
 GOOD_TAGS = {
     "dq.passed": "true",
     "dq.raw.tier1": "pass (evaluated=10, failed=0)",

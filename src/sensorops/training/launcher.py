@@ -290,4 +290,9 @@ def launch_training(
     summary["mlflow_child_run_id"] = cfg.mlflow.run_id
     summary["mlflow_parent_run_id"] = parent_id
     summary["resolved_config"] = str(config_path)
+    best = Path(str(summary.get("best_checkpoint", "")))
+    if best.is_file():  # content-addressed lineage: export and compression verify this hash
+        from sensorops.modeling.metrics import file_sha256
+
+        summary["best_checkpoint_sha256"] = file_sha256(best)
     return summary

@@ -93,6 +93,7 @@ def evaluate_model(
     report = {
         **result.report,
         "mlflow_training_run_id": training_summary.get("mlflow_child_run_id"),
+        "checkpoint_sha256": training_summary.get("best_checkpoint_sha256"),  # lineage check
     }
     return (
         report,
