@@ -128,3 +128,24 @@ def test_runs_of_dead_processes_are_marked_killed(mlflow_server):
     for run in (alive, foreign):
         assert client.get_run(run.info.run_id).info.status == "RUNNING"
         client.set_terminated(run.info.run_id)
+
+
+def test_kedro_run_in_a_busy_project_folder_is_refused_at_once(
+    project_root, tmp_path, mlflow_server
+):
+    """Issue case 2: a second `kedro run` in one folder stops before any node runs, naming the holder."""
+    from tests.kedro_project import copy_project, run_kedro
+
+    project = copy_project(project_root, tmp_path / "project")
+    proc = _holder(project / "data")
+    try:
+        result = run_kedro(
+            project, ["run", "--env=test", "--pipelines=ingestion"], mlflow_server, timeout=300
+        )
+    finally:
+        proc.kill()
+        proc.wait()
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "RunLockBusy" in output and f"PID {proc.pid} on {socket.gethostname()}" in output
+    assert not any((project / "data" / "02_intermediate").iterdir())  # no node ran

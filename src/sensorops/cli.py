@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sensorops", description="sensorops MLOps tools")
     top = parser.add_subparsers(dest="group", required=True)
     models = top.add_parser(
-        "models", help="MLflow model registry: list, show, promote, rollback, history"
+        "models", help="MLflow model registry: list, show, promote, rollback, history, doctor"
     )
     sub = models.add_subparsers(dest="command", required=True)
 
@@ -280,16 +280,23 @@ def _cmd_list(reg: Any, args: argparse.Namespace, out: Console) -> int:
             out.print(f"warning: {p}", style="yellow", markup=False)
         return EXIT_OK
     rows = list_models(reg)
+    for row in rows:  # artifacts are checked by `list NAME` and `doctor`, not for every model
+        row["problems"] = len(diagnose(reg, row["name"], check_artifacts=False)[1])
     if args.json:
         out.print_json(json.dumps(rows))
     elif not rows:
         out.print(f"no registered models at {reg.uri}")
     else:
-        out.print(
-            _table(
-                f"registered models ({reg.uri})", rows, ["name", "production", "staging", "aliases"]
-            )
-        )
+        cols = ["name", "production", "staging", "aliases", "problems"]
+        out.print(_table(f"registered models ({reg.uri})", rows, cols))
+        for row in rows:
+            if row["problems"]:
+                out.print(
+                    f"warning: {row['name']} has {row['problems']} problem(s); see "
+                    f"`sensorops models doctor {row['name']}`",
+                    style="yellow",
+                    markup=False,
+                )
     return EXIT_OK
 
 
@@ -543,7 +550,7 @@ def cli() -> None:
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def kedro_models(args: tuple[str, ...]) -> None:
-    """MLflow model registry: list, show, promote, rollback, history (= `sensorops models`)."""
+    """MLflow model registry: list, show, promote, rollback, history, doctor (= `sensorops models`)."""
     raise SystemExit(main(["models", *args]))
 
 

@@ -76,3 +76,22 @@ def register(
         )
 
     return _register
+
+
+@pytest.fixture(scope="session")
+def template(reg: Registry, mi: ModelInput, onnx_models: dict[str, Path]) -> dict:
+    """One real registered version whose artifact the transition tests' versions share."""
+    from tests.registry.registry_helpers import FAULT_LOCK
+
+    name = f"template-{uuid.uuid4().hex[:8]}"
+    (rv,) = register_variants(
+        [VariantSpec("fp32", str(onnx_models["good"]))], mi, name, GOOD_TAGS, reg=reg,
+        config=PromotionConfig(lock=FAULT_LOCK),
+    )  # fmt: skip
+    mv = reg.client.get_model_version(name, rv.version)
+    return {
+        "source": mv.source,
+        "run_id": mv.run_id,
+        "tags": dict(mv.tags),
+        "model_id": getattr(mv, "model_id", None) or mv.source.removeprefix("models:/"),
+    }

@@ -24,9 +24,8 @@ from sensorops.registry import GateRefused, PromotionConfig, Registry, promote, 
 from sensorops.registry.doctor import doctor
 from sensorops.registry.history import read_history
 from sensorops.registry.intent import read_intent
-from sensorops.registry.register import ensure_registered_model
 from tests.registry.invariants import assert_invariants
-from tests.registry.registry_helpers import FAULT_LOCK
+from tests.registry.registry_helpers import FAULT_LOCK, clone_versions
 
 
 @pytest.fixture
@@ -100,45 +99,6 @@ def test_kill_during_registration_then_rerun(
 
 
 # --- transitions ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def template(reg: Registry, mi, onnx_models, tmp_path_factory) -> dict:
-    """One real registered version whose artifact the transition tests' versions share."""
-    from sensorops.registry import VariantSpec, register_variants
-    from tests.registry.registry_helpers import GOOD_TAGS
-
-    name = "fault-template"
-    ensure_registered_model(reg, name)
-    (rv,) = register_variants(
-        [VariantSpec("fp32", str(onnx_models["good"]))], mi, name, GOOD_TAGS, reg=reg,
-        config=PromotionConfig(lock=FAULT_LOCK),
-    )  # fmt: skip
-    mv = reg.client.get_model_version(name, rv.version)
-    return {
-        "source": mv.source,
-        "run_id": mv.run_id,
-        "tags": dict(mv.tags),
-        "model_id": getattr(mv, "model_id", None) or mv.source.removeprefix("models:/"),
-    }
-
-
-def clone_versions(reg: Registry, name: str, template: dict, n: int) -> list[str]:
-    """``n`` new candidate versions of ``name`` sharing the template's artifact, with history."""
-    from sensorops.registry.history import append_event
-    from sensorops.registry.intent import register_event
-
-    ensure_registered_model(reg, name)
-    out = []
-    for _ in range(n):
-        mv = reg.client.create_model_version(
-            name, template["source"], run_id=template["run_id"],
-            tags={**template["tags"], "sensorops.registration_id": "clone"},
-            model_id=template["model_id"],
-        )  # fmt: skip
-        append_event(reg, name, register_event(str(mv.version), "fp32", "clone"))
-        out.append(str(mv.version))
-    return out
 
 
 STAGING_POINTS = (

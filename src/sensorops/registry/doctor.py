@@ -182,16 +182,18 @@ def _state_problems(state: ModelState) -> list[Problem]:
         ):
             tag = state.versions[holder].stage
             if tag in ("archived", "candidate"):
+                rightful = tagged[0] if len(tagged) == 1 else None  # the version tagged so
                 problems.append(
                     Problem(
                         "alias_mismatch",
                         f"@{alias} -> v{holder}, which is {tag}",
-                        f"remove @{alias}" + (" and @champion" if stage == "production" else ""),
+                        (f"point @{alias} at v{rightful}" if rightful else f"remove @{alias}")
+                        + (" (and @champion)" if stage == "production" else ""),
                         version=holder,
-                        aliases={a: None for a in STAGE_ALIASES[stage]},
+                        aliases={a: rightful for a in STAGE_ALIASES[stage]},
                     )
                 )
-                holder = None
+                holder = rightful
             else:
                 problems.append(
                     Problem(
