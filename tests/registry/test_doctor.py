@@ -24,6 +24,11 @@ def config():
     return PromotionConfig(lock=FAULT_LOCK)
 
 
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+
+
 def checks(reg, name) -> list[str]:
     return sorted(p.check for p in diagnose(reg, name)[1])
 
@@ -36,6 +41,7 @@ def test_several_staging_holders_are_flagged_by_list_and_fixed(
     for v in (v1, v2):  # what older releases left: every rerun staged its version
         reg.client.set_model_version_tag(model_name, v, "sensorops.stage", "staging")
         set_legacy(reg, model_name, v, "Staging")
+    capsys.readouterr()  # drop MLflow's "View run" lines printed so far
     code = main(["models", "list", model_name, "--json", "--tracking-uri", mlflow_server])
     listed = json.loads(capsys.readouterr().out)
     assert code == 0
@@ -61,7 +67,9 @@ def test_production_tag_without_alias_is_archived_without_a_production_event(
     promote(reg, model_name, v2, "staging", config=config, mi=mi)
     reg.client.set_model_version_tag(model_name, v2, "sensorops.stage", "production")
     reg.client.delete_registered_model_alias(model_name, "staging")
-    assert "tag_without_alias" in checks(reg, model_name)
+    found = {p.check: p for p in diagnose(reg, model_name)[1]}
+    assert "2 versions are in production" in found["several_holders"].message
+    assert found["several_holders"].fix == f"archive ['v{v2}']"
 
     report = doctor(reg, model_name, fix=True, config=config)
     assert report.remaining == []
@@ -80,6 +88,7 @@ def test_archiving_a_tag_only_production_version_records_where_it_really_was(
     promote(reg, model_name, v1, "staging", config=config)
     reg.client.set_model_version_tag(model_name, v1, "sensorops.stage", "production")
     reg.client.delete_registered_model_alias(model_name, "staging")
+    assert "tag_without_alias" in checks(reg, model_name)  # `list`/`doctor` would say so
     result = promote(reg, model_name, v1, "archived", config=config)  # archived by hand
     event = read_history(reg, model_name)[-1]
     assert result.to_stage == "archived" and event["from"] == "staging"

@@ -143,9 +143,9 @@ def diagnose(
     replayed = replay_history(read_history(reg, name))
     after_fixes = _stages_after(state, problems)
     wrong = {
-        v: (replayed[v], after_fixes[v])
+        v: (replayed[v], state.versions[v].stage)
         for v in sorted(replayed, key=int)
-        if v in after_fixes and replayed[v] != after_fixes[v]
+        if v in state.versions and replayed[v] != state.versions[v].stage
     }
     if wrong:
         problems.append(
@@ -153,8 +153,8 @@ def diagnose(
                 "history",
                 "history replays to other stages than the registry holds: "
                 + ", ".join(f"v{v} history {h} / stage {s}" for v, (h, s) in wrong.items()),
-                "append a repair event recording the present stages",
-                moves={v: s for v, (_, s) in wrong.items()},
+                "append a repair event recording the stages after the fixes",
+                moves={v: after_fixes[v] for v in wrong},
             )
         )
     return intent, problems

@@ -272,7 +272,7 @@ def register_variants(
         return []
     digests = data_digests(mi)
     identity_digests = {k: digests[k] for k in IDENTITY_TAGS if k in digests}
-    hashes = {spec.variant: _file_sha256(Path(spec.onnx_path)) for spec in variants}
+    keys = [(spec.variant, _file_sha256(Path(spec.onnx_path))) for spec in variants]
     example = np.ascontiguousarray(mi.X["test"][: min(5, len(mi.X["test"]))], dtype=np.float32)
     model_created = ensure_registered_model(
         reg,
@@ -280,7 +280,7 @@ def register_variants(
         description=f"sensorops classifier over channels {list(mi.channels)} -> classes {list(mi.classes)}",
     )
     registration_id = uuid.uuid4().hex
-    results: dict[str, RegisteredVersion] = {}
+    results: dict[tuple[str, str], RegisteredVersion] = {}  # by (variant, sha256)
     made: list[str] = []  # version numbers created so far, also the one being tagged
     events: list[int] = []
     current = variants[0].variant
@@ -288,22 +288,22 @@ def register_variants(
     with RegistryLease(reg, name, cfg.lock, purpose="register variants") as lease:
         repair_pending(reg, name, lease.owner)
         close_dead_runs_in(reg, cfg.experiment_name)
-        todo = []
-        for spec in variants:
-            existing = find_existing(
-                reg, name, spec.variant, hashes[spec.variant], identity_digests
-            )
+        todo: list[tuple[tuple[str, str], VariantSpec]] = []
+        for key, spec in zip(keys, variants, strict=True):
+            if key in results or key in dict(todo):  # listed twice in this call: once is enough
+                continue
+            existing = find_existing(reg, name, key[0], key[1], identity_digests)
             if existing is not None:
-                results[spec.variant] = _reused(name, existing)
+                results[key] = _reused(name, existing)
             else:
-                todo.append(spec)
+                todo.append((key, spec))
         if todo:
             intent = Intent(
                 kind="register",
                 owner=lease.owner,
-                summary=f"registration of {[s.variant for s in todo]}",
+                summary=f"registration of {[s.variant for _, s in todo]}",
                 registration_id=registration_id,
-                variants=[s.variant for s in todo],
+                variants=[s.variant for _, s in todo],
             )
             lease.verify()
             write_intent(reg, name, intent)
@@ -328,18 +328,18 @@ def register_variants(
                         "registered.by": actor(),
                         "registered.at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     }
-                    for spec in todo:
+                    for key, spec in todo:
                         current = spec.variant
                         lease.renew()
-                        results[spec.variant] = _register_one(
+                        results[key] = _register_one(
                             reg, spec, mi, name, example, run_id, {
                                 **(common_tags or {}), **digests, **lineage, **spec.tags,
                                 REGISTRATION_TAG: registration_id,
-                            }, made, hashes[spec.variant],
+                            }, made, key[1],
                         )  # fmt: skip
                 lease.verify()
-                for spec in todo:
-                    rv = results[spec.variant]
+                for key, _ in todo:
+                    rv = results[key]
                     current = rv.variant
                     event = register_event(rv.version, rv.variant, registration_id)
                     event["evidence_run_id"] = rv.run_id
@@ -370,7 +370,7 @@ def register_variants(
                 if not reg.client.search_model_versions(f"name='{name}'"):
                     reg.client.delete_registered_model(name)
         raise failure
-    return [results[spec.variant] for spec in variants]
+    return [results[key] for key in keys]
 
 
 def _register_one(
