@@ -339,10 +339,10 @@ def _apply_fixes(
         "never_held_production": sorted(
             v for v in moves if state.versions[v].stage == "production" and state.production != v
         ),
-        "fixed": [p.message for p in problems],
+        "fixed": [p.message[:200] for p in problems[:10]],
         "at": at,
         "by": actor(),
-        "reason": "; ".join(p.message for p in problems)[:4000],
+        "reason": "; ".join(p.check for p in problems)[:500],
     }
     steps.append({"op": "event", "seq": seq, "event": event})
     intent = Intent(kind="transition", owner=lease.owner, summary="doctor --fix", steps=steps)

@@ -187,17 +187,27 @@ def apply_step(reg: Registry, name: str, step: dict[str, Any]) -> bool:
     return True
 
 
-def apply_steps(reg: Registry, name: str, steps: list[dict[str, Any]], point: str) -> bool:
+def apply_steps(
+    reg: Registry,
+    name: str,
+    steps: list[dict[str, Any]],
+    point: str,
+    done: list[int] | None = None,
+) -> bool:
     """Apply ``steps`` in order, with kill point ``point`` after each write.
 
-    Returns False when the server refused legacy stages (the remaining legacy steps are skipped).
+    ``done`` (if given) receives the index of every step that completed, so that an in-process
+    failure undoes exactly those. Returns False when the server refused legacy stages (the
+    remaining legacy steps are skipped).
     """
     legacy = True
-    for step in steps:
+    for i, step in enumerate(steps):
         if step["op"] == "legacy" and not legacy:
             continue
         if not apply_step(reg, name, step):
             legacy = False
+        if done is not None:
+            done.append(i)
         kill_point(point)
     return legacy
 

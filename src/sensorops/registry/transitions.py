@@ -56,6 +56,10 @@ from sensorops.registry.stages import LEGACY_STAGE, STAGE_ALIASES, STAGE_TAG, ch
 
 logger = logging.getLogger(__name__)
 
+MAX_REASON = 500
+"""Characters of a transition's reason kept in the audit tag, the history event and the intent
+record (the intent must fit a registry tag value: 5000 characters in MLflow's SQL schema)."""
+
 SINGLE_HOLDER = ("staging", "production")
 """Stages with at most one version; a new holder moves the previous one to ``archived``."""
 
@@ -206,7 +210,7 @@ def _audit(
         "at": at,
         "by": by,
         "evidence_run_id": evidence_run_id,
-        "reason": reason[:5000] or "-",
+        "reason": reason[:MAX_REASON] or "-",
     }
     return {AUDIT_TAG: json.dumps(record, sort_keys=True)}
 
@@ -282,7 +286,7 @@ def _apply(
         "at": at,
         "by": by,
         "evidence_run_id": evidence_run_id,
-        "reason": reason,
+        "reason": reason[:MAX_REASON],
         **extra_event,
     }
     steps.append({"op": "event", "seq": seq, "event": event})
@@ -294,21 +298,22 @@ def _apply(
     lease.verify()
     write_intent(reg, state.name, intent)
     kill_point("transition.after_intent")
+    done: list[int] = []
     try:
-        legacy = apply_steps(reg, state.name, steps, "transition.step")
+        legacy = apply_steps(reg, state.name, steps, "transition.step", done)
         lease.verify()
         after = read_state(reg, state.name)
         problems = [
             p for p in consistency_problems(after, legacy=legacy) if p not in before_problems
         ]
     except Exception as exc:
-        undo_errors = _undo(reg, state.name, intent)
+        undo_errors = _undo(reg, state.name, intent, len(done))
         detail = f"; undo errors: {undo_errors}" if undo_errors else "; partial changes were undone"
         raise TransitionFailed(
             f"{kind} of {state.name} v{version} to {target} failed: {exc}{detail}"
         ) from exc
     if problems:
-        undo_errors = _undo(reg, state.name, intent)
+        undo_errors = _undo(reg, state.name, intent, len(steps))
         detail = f"; undo errors: {undo_errors}" if undo_errors else "; its changes were undone"
         raise TransitionFailed(
             f"registry inconsistent after {kind} of {state.name} v{version}: {problems}{detail}"
@@ -327,14 +332,16 @@ def _apply(
     )
 
 
-def _undo(reg: Registry, name: str, intent: Intent) -> list[str]:
-    """Re-point the intent at its undo steps, apply them, clear it; the errors met on the way."""
+def _undo(reg: Registry, name: str, intent: Intent, n_done: int) -> list[str]:
+    """Undo the first ``n_done`` steps of ``intent``: re-point the intent at their undo steps
+    (so a kill now is completed as an undo), apply them, clear it; the errors met on the way."""
     errors = []
+    undo = intent.undo[len(intent.undo) - n_done :] if n_done else []
     undo_intent = Intent(
         kind="transition",
         owner=intent.owner,
         summary=f"undo of {intent.summary}",
-        steps=intent.undo,
+        steps=undo,
         mode="undo",
         id=intent.id,
     )
@@ -342,7 +349,7 @@ def _undo(reg: Registry, name: str, intent: Intent) -> list[str]:
         write_intent(reg, name, undo_intent)
     except Exception as exc:  # keep undoing; the old intent (apply) stays for the repair
         errors.append(f"intent: {exc}")
-    for step in intent.undo:
+    for step in undo:
         try:
             apply_step(reg, name, step)
         except Exception as exc:  # keep undoing the rest
