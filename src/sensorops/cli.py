@@ -8,6 +8,7 @@ Usage::
                              [--env ENV] [--params FILE]
     sensorops models rollback NAME [--to-version V] [--env ENV] [--params FILE]
     sensorops models history NAME
+    sensorops models doctor NAME [--fix]                  # find and repair inconsistencies
     sensorops serve [NAME[@ALIAS]] [--port P] ...        # online serving (sensorops.serving.cli)
 
 Every command takes ``--tracking-uri`` (default ``$MLFLOW_TRACKING_URI``, else
@@ -25,7 +26,7 @@ adds to its own.
 
 Exit codes: 0 ok; 1 promotion refused by a gate; 2 usage error or unknown model/version/alias;
 3 tracking server unreachable; 4 another promotion holds the model's lease; 5 a transition
-failed part-way and was undone.
+failed part-way and was undone; 6 ``doctor`` found inconsistencies it did not (or could not) fix.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sensorops", description="sensorops MLOps tools")
     top = parser.add_subparsers(dest="group", required=True)
     models = top.add_parser(
-        "models", help="MLflow model registry: list, show, promote, rollback, history"
+        "models", help="MLflow model registry: list, show, promote, rollback, history, doctor"
     )
     sub = models.add_subparsers(dest="command", required=True)
 
@@ -119,6 +120,16 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("history", parents=[common], help="transition history of a registered model")
     p.add_argument("name", help="registered model name")
+
+    p = sub.add_parser(
+        "doctor",
+        parents=[common],
+        help="check a registered model for inconsistencies (half-done changes of killed "
+        "processes, several stage holders, stray aliases, missing artifacts) and fix them",
+    )
+    p.add_argument("name", help="registered model name")
+    p.add_argument("--fix", action="store_true", help="repair what was found (takes the lease)")
+    _config_args(p)
     return parser
 
 
@@ -218,12 +229,16 @@ def _table(title: str, rows: list[dict[str, Any]], columns: Sequence[str]) -> Ta
 
 
 def _cmd_list(reg: Any, args: argparse.Namespace, out: Console) -> int:
+    from sensorops.registry.doctor import diagnose
     from sensorops.registry.inspect import list_models, list_versions
-    from sensorops.registry.transitions import consistency_problems, read_state
 
     if args.name:
         rows = list_versions(reg, args.name)
-        problems = consistency_problems(read_state(reg, args.name))
+        _, found = diagnose(reg, args.name)
+        problems = [
+            f"{p.message} (fix: {p.fix}; run `sensorops models doctor {args.name} --fix`)"
+            for p in found
+        ]
         if args.json:
             out.print_json(json.dumps({"versions": rows, "problems": problems}))
             return EXIT_OK
@@ -242,16 +257,23 @@ def _cmd_list(reg: Any, args: argparse.Namespace, out: Console) -> int:
             out.print(f"warning: {p}", style="yellow", markup=False)
         return EXIT_OK
     rows = list_models(reg)
+    for row in rows:  # artifacts are checked by `list NAME` and `doctor`, not for every model
+        row["problems"] = len(diagnose(reg, row["name"], check_artifacts=False)[1])
     if args.json:
         out.print_json(json.dumps(rows))
     elif not rows:
         out.print(f"no registered models at {reg.uri}")
     else:
-        out.print(
-            _table(
-                f"registered models ({reg.uri})", rows, ["name", "production", "staging", "aliases"]
-            )
-        )
+        cols = ["name", "production", "staging", "aliases", "problems"]
+        out.print(_table(f"registered models ({reg.uri})", rows, cols))
+        for row in rows:
+            if row["problems"]:
+                out.print(
+                    f"warning: {row['name']} has {row['problems']} problem(s); see "
+                    f"`sensorops models doctor {row['name']}`",
+                    style="yellow",
+                    markup=False,
+                )
     return EXIT_OK
 
 
@@ -401,12 +423,46 @@ def _cmd_history(reg: Any, args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+EXIT_PROBLEMS = 6
+"""``models doctor``: inconsistencies remain (none fixed, or some need a person)."""
+
+
+def _cmd_doctor(reg: Any, args: argparse.Namespace, out: Console) -> int:
+    from sensorops.registry.doctor import doctor
+
+    cfg = _config(args.params, None, env=args.env) if args.fix else None
+    report = doctor(reg, args.name, fix=args.fix, config=cfg)
+    if args.json:
+        out.print_json(json.dumps(report.to_dict(), default=str))
+        return EXIT_OK if not report.remaining else EXIT_PROBLEMS
+    if not report.problems:
+        out.print(f"[green]{args.name} is consistent[/]")
+        return EXIT_OK
+    rows = [{"check": p.check, "problem": p.message, "fix": p.fix} for p in report.problems]
+    out.print(_table(f"{args.name}: {len(rows)} problem(s)", rows, ["check", "problem", "fix"]))
+    if report.repaired:
+        out.print(f"repaired: {report.repaired.detail}", markup=False)
+    if not args.fix:
+        out.print(
+            f"run `sensorops models doctor {args.name} --fix` to apply the fixes", markup=False
+        )
+        return EXIT_PROBLEMS
+    for p in report.remaining:
+        out.print(f"still wrong: {p.message} ({p.fix})", style="yellow", markup=False)
+    if not report.remaining:
+        out.print(
+            f"[green]fixed[/]; history event #{report.seq}" if report.seq else "[green]fixed[/]"
+        )
+    return EXIT_OK if not report.remaining else EXIT_PROBLEMS
+
+
 COMMANDS = {
     "list": _cmd_list,
     "show": _cmd_show,
     "promote": _cmd_promote,
     "rollback": _cmd_rollback,
     "history": _cmd_history,
+    "doctor": _cmd_doctor,
 }
 
 
@@ -476,7 +532,7 @@ def cli() -> None:
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def kedro_models(args: tuple[str, ...]) -> None:
-    """MLflow model registry: list, show, promote, rollback, history (= `sensorops models`)."""
+    """MLflow model registry: list, show, promote, rollback, history, doctor (= `sensorops models`)."""
     raise SystemExit(main(["models", *args]))
 
 

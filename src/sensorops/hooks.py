@@ -1,7 +1,7 @@
 """Project hooks on top of kedro-mlflow (which validates ``mlflow.yml``, opens the run, logs params).
 
-- :class:`ProjectConfigHooks` (first): unknown parameter keys, an unreachable tracking server and
-  a missing upstream input are errors before any node runs.
+- :class:`ProjectConfigHooks` (first): unknown parameter keys, an unreachable tracking server,
+  a missing upstream input and another live run in this folder are errors before any node runs.
 - :class:`NodeTrackingHooks`: per node its duration, status and dataset sizes; a failing node
   tags the run; run tags; at the end the time per pipeline and where every report dataset is
   (catalog ``metadata.sensorops``, see :mod:`sensorops.run_summary`).
@@ -21,7 +21,8 @@ from kedro.pipeline import Node
 
 from sensorops import run_summary
 from sensorops.config_validation import check_parameters, resolve_project_paths
-from sensorops.data_stats import describe_data
+from sensorops.hygiene import start_of_run
+from sensorops.runlock import RunLock, release_project_lock
 from sensorops.tracking import check_tracking_uri, default_tracking_uri
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,9 @@ class ProjectConfigHooks:
             server = (loader["mlflow"] or {}).get("server") or {}
         except Exception:  # a missing or broken mlflow.yml: kedro-mlflow reports it
             server = {}
-        check_tracking_uri(server.get("mlflow_tracking_uri") or default_tracking_uri())
+        self._uri = server.get("mlflow_tracking_uri") or default_tracking_uri()
+        check_tracking_uri(self._uri)
+        self._data_dir = root / "data"
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
@@ -56,6 +59,9 @@ class ProjectConfigHooks:
                 f"cannot run {','.join(run_summary.requested_pipelines(run_params))}: "
                 "its input(s) are missing:\n" + "\n".join(lines)
             )
+        # one run per project folder (sensorops.runlock), then clean up after killed runs
+        RunLock(self._data_dir, run_summary.requested_pipelines(run_params)).acquire()
+        start_of_run(self._data_dir, self._uri)
 
 
 class NodeTrackingHooks:
@@ -89,20 +95,8 @@ class NodeTrackingHooks:
 
     @hook_impl
     def after_node_run(self, node: Node, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
-        metrics, tags = {f"node.{node.name}.status": 1.0, **self._stop(node)}, {}
-        for direction, data in (("in", inputs), ("out", outputs)):
-            for name, value in data.items():
-                if name.startswith("params:") or name == "parameters":
-                    continue
-                size, key = (
-                    describe_data(value),
-                    f"node.{node.name}.{direction}.{run_summary.mlflow_key(name)}",
-                )
-                if size.count is not None:
-                    metrics[f"{key}.count"] = float(size.count)
-                if size.shape is not None:
-                    tags[f"{key}.shape"] = "x".join(str(d) for d in size.shape)
-        self._log(metrics, tags)
+        metrics, tags = run_summary.data_sizes(node.name, inputs, outputs)
+        self._log({f"node.{node.name}.status": 1.0, **self._stop(node), **metrics}, tags)
 
     @hook_impl
     def on_node_error(self, error: Exception, node: Node) -> None:
@@ -117,10 +111,12 @@ class NodeTrackingHooks:
         if lines:
             lines.append(f"{'lineage':<16} make viz -> http://127.0.0.1:4141")
             logger.info("where the results are:\n  %s", "\n  ".join(lines))
+        release_project_lock(self._project_path / "data")
 
     @hook_impl
     def on_pipeline_error(self) -> None:
         self._report_timings()
+        release_project_lock(self._project_path / "data")
 
     def _stop(self, node: Node) -> dict[str, float]:
         seconds = time.perf_counter() - self._started.pop(node.name, time.perf_counter())
@@ -144,7 +140,5 @@ class NodeTrackingHooks:
 
     def _report_timings(self) -> None:
         if self._seconds:
-            lines = [f"  {p:<14} {s:8.1f} s" for p, s in [*self._seconds.items()]]
-            lines.append(f"  {'total':<14} {sum(self._seconds.values()):8.1f} s")
-            logger.info("time per pipeline:\n%s", "\n".join(lines))
+            logger.info("time per pipeline:\n%s", run_summary.timing_lines(self._seconds))
             self._seconds.clear()

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import sensorops
+from sensorops.data_stats import describe_data
+from sensorops.hygiene import process_tags
 from sensorops.tracking import git_commit
 
 logger = logging.getLogger(__name__)
@@ -63,8 +65,34 @@ def missing_inputs(pipeline: Any, catalog: Any, registered: Mapping[str, Any]) -
     return lines
 
 
+def data_sizes(
+    node: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Row/element counts (metrics) and shapes (tags) of a node's inputs and outputs, keyed
+    ``node.<node>.<in|out>.<dataset>.{count,shape}``; parameters are left out."""
+    metrics: dict[str, float] = {}
+    tags: dict[str, str] = {}
+    for direction, data in (("in", inputs), ("out", outputs)):
+        for name, value in data.items():
+            if name.startswith("params:") or name == "parameters":
+                continue
+            size, key = describe_data(value), f"node.{node}.{direction}.{mlflow_key(name)}"
+            if size.count is not None:
+                metrics[f"{key}.count"] = float(size.count)
+            if size.shape is not None:
+                tags[f"{key}.shape"] = "x".join(str(d) for d in size.shape)
+    return metrics, tags
+
+
+def timing_lines(seconds: Mapping[str, float]) -> str:
+    """The time per pipeline and the total, one aligned line each."""
+    lines = [f"  {p:<14} {s:8.1f} s" for p, s in seconds.items()]
+    return "\n".join([*lines, f"  {'total':<14} {sum(seconds.values()):8.1f} s"])
+
+
 def run_tags(run_params: Mapping[str, Any], project_path: Path) -> dict[str, str]:
-    """Tags of the run: kedro run id, pipelines, env, version, git commit and dirty flag."""
+    """Tags of the run: kedro run id, pipelines, env, version, git commit and dirty flag, and the
+    process (PID, host, start) so that the next run can close this one if it is killed."""
     tags = {
         "sensorops.kedro_run_id": str(
             run_params.get("run_id") or run_params.get("session_id") or ""
@@ -72,6 +100,7 @@ def run_tags(run_params: Mapping[str, Any], project_path: Path) -> dict[str, str
         "sensorops.pipelines": ",".join(requested_pipelines(run_params)),
         "sensorops.env": str(run_params.get("env") or "local"),
         "sensorops.version": sensorops.__version__,
+        **process_tags(),
     }
     commit, dirty = git_commit(project_path)
     if commit:

@@ -32,11 +32,12 @@ def mi() -> ModelInput:
 
 @pytest.fixture(scope="session")
 def onnx_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``good`` (accuracy ~1), ``good2`` (another good one), ``noisy`` and ``bad`` (accuracy ~0)."""
+    """``good`` (accuracy ~1), ``good2``/``good3`` (other good ones), ``noisy`` and ``bad`` (~0)."""
     d = tmp_path_factory.mktemp("onnx")
     return {
         "good": export_linear(d / "good.onnx", shift=0),
         "good2": export_linear(d / "good2.onnx", shift=0, noise=0.01, seed=1),
+        "good3": export_linear(d / "good3.onnx", shift=0, noise=0.01, seed=3),
         "noisy": export_linear(d / "noisy.onnx", shift=0, noise=0.6, seed=2),
         "bad": export_linear(d / "bad.onnx", shift=1),
     }
@@ -76,3 +77,22 @@ def register(
         )
 
     return _register
+
+
+@pytest.fixture(scope="session")
+def template(reg: Registry, mi: ModelInput, onnx_models: dict[str, Path]) -> dict:
+    """One real registered version whose artifact the transition tests' versions share."""
+    from tests.registry.registry_helpers import FAULT_LOCK
+
+    name = f"template-{uuid.uuid4().hex[:8]}"
+    (rv,) = register_variants(
+        [VariantSpec("fp32", str(onnx_models["good"]))], mi, name, GOOD_TAGS, reg=reg,
+        config=PromotionConfig(lock=FAULT_LOCK),
+    )  # fmt: skip
+    mv = reg.client.get_model_version(name, rv.version)
+    return {
+        "source": mv.source,
+        "run_id": mv.run_id,
+        "tags": dict(mv.tags),
+        "model_id": getattr(mv, "model_id", None) or mv.source.removeprefix("models:/"),
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +18,8 @@ from sensorops.registry import LockConfig
 
 LENGTH, N_CH, N_CLASSES = 8, 3, 3
 FAST_LOCK = LockConfig(ttl_s=60, settle_s=0.4, max_write_gap_s=0.3, timeout_s=60)
+FAULT_LOCK = LockConfig(ttl_s=60, settle_s=1.0, max_write_gap_s=0.8, timeout_s=90)
+"""The fault tests' lease: a little more slack, since killed subprocesses and retries load the server."""
 GOOD_TAGS = {
     "dq.passed": "true",
     "dq.raw.tier1": "pass (evaluated=10, failed=0)",
@@ -75,3 +78,25 @@ def export_linear(path: Path, shift: int, noise: float = 0.0, seed: int = 0) -> 
             opset_version=17,
         )
     return path
+
+
+def clone_versions(reg: Any, name: str, template: dict[str, Any], n: int) -> list[str]:
+    """``n`` new candidate versions of ``name`` sharing ``template``'s artifact, with history.
+
+    Cheap versions for transition tests: no ONNX is scored or logged again.
+    """
+    from sensorops.registry.history import append_event
+    from sensorops.registry.intent import register_event
+    from sensorops.registry.register import ensure_registered_model
+
+    ensure_registered_model(reg, name)
+    out = []
+    for _ in range(n):
+        mv = reg.client.create_model_version(
+            name, template["source"], run_id=template["run_id"],
+            tags={**template["tags"], "sensorops.registration_id": "clone"},
+            model_id=template["model_id"],
+        )  # fmt: skip
+        append_event(reg, name, register_event(str(mv.version), "fp32", "clone"))
+        out.append(str(mv.version))
+    return out

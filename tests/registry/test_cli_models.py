@@ -28,7 +28,8 @@ SENSOROPS = str(Path(sys.executable).parent / "sensorops")
 
 @pytest.fixture(scope="module")
 def deployed(reg, mi, onnx_models, tmp_path_factory):
-    """A model with v1 (good) in production, v2 (bad) and v3 (good2) in staging; plus its npz."""
+    """A model with v1 (good) in production, v3 (good2) in staging, v2 (bad) archived (it was staged,
+    then replaced in staging by v3: one holder per stage); plus its npz."""
     name = f"cli-{uuid.uuid4().hex[:8]}"
     cfg = PromotionConfig(lock=FAST_LOCK)
     specs = [VariantSpec(m, str(onnx_models[m])) for m in ("good", "bad", "good2")]
@@ -38,9 +39,10 @@ def deployed(reg, mi, onnx_models, tmp_path_factory):
     wide = cfg.model_copy(
         update={"gates": cfg.gates.model_copy(update={"staging_margin_points": 100.0})}
     )
-    for v in (v1, v2, v3):
-        promote(reg, name, v, "staging", config=wide, mi=mi)
+    promote(reg, name, v1, "staging", config=wide, mi=mi)
     promote(reg, name, v1, "production", config=cfg, mi=mi)
+    for v in (v2, v3):
+        promote(reg, name, v, "staging", config=wide, mi=mi)
     npz = tmp_path_factory.mktemp("mi") / "model_input.npz"
     save_model_input(mi, npz)
     return {"name": name, "v1": v1, "v2": v2, "v3": v3, "npz": str(npz)}
@@ -74,7 +76,7 @@ def test_list_and_show_lineage_chain(mlflow_server, deployed, capsys, mi):
     rows = json.loads(out)
     assert {r["version"]: r["stage"] for r in rows["versions"]} == {
         deployed["v1"]: "production",
-        deployed["v2"]: "staging",
+        deployed["v2"]: "archived",
         deployed["v3"]: "staging",
     }
     assert rows["problems"] == []
@@ -110,14 +112,14 @@ def test_refused_promotion_exits_1_and_names_gate(mlflow_server, deployed, capsy
     name = deployed["name"]
     before = read_state(reg, name)
     code, _, err = run_cli(
-        capsys, "models", "promote", name, deployed["v2"], "--to", "production",
+        capsys, "models", "promote", name, deployed["v2"], "--to", "staging",
         "--model-input", deployed["npz"], "--tracking-uri", mlflow_server,
     )  # fmt: skip
     assert code == 1
     assert (
         "refused by gate 'no_regression'" in err
         and "drop" in err
-        and "margin of 1.00 points" in err
+        and "margin of 2.00 points" in err
     )
     assert read_state(reg, name) == before
 
@@ -149,13 +151,16 @@ def test_history_table(mlflow_server, deployed, capsys):
             capsys, "models", "history", deployed["name"], "--json", "--tracking-uri", mlflow_server
         )[1]
     )
-    assert [e["to"] for e in events][-1] == "production"
+    assert [e["to"] for e in events][-3:] == ["production", "staging", "staging"]
+    assert events[-1]["replaced"] == [deployed["v2"]]  # v3 took staging from v2
 
 
-def test_concurrent_promotions_leave_one_production(mlflow_server, deployed, reg, tmp_path):
-    """Two CLI processes promote v1's two staging rivals at once; the lease serialises them."""
+def test_concurrent_promotions_leave_one_holder_per_stage(mlflow_server, deployed, reg, tmp_path):
+    """Two CLI processes at once: v3 staging -> production and v2 archived -> staging; the lease
+    serialises them, and each stage ends with one holder."""
     name = deployed["name"]
     common = ["--model-input", deployed["npz"], "--tracking-uri", mlflow_server, "--json"]
+    moves = ((deployed["v3"], "production"), (deployed["v2"], "staging"))
     procs = [
         subprocess.Popen(
             [
@@ -165,7 +170,7 @@ def test_concurrent_promotions_leave_one_production(mlflow_server, deployed, reg
                 name,
                 v,
                 "--to",
-                "production",
+                to,
                 "--margin-points",
                 "100",
                 *common,
@@ -175,7 +180,7 @@ def test_concurrent_promotions_leave_one_production(mlflow_server, deployed, reg
             stderr=subprocess.PIPE,
             text=True,
         )
-        for v in (deployed["v2"], deployed["v3"])
+        for v, to in moves
     ]
     try:
         results = [p.communicate(timeout=180) for p in procs]
@@ -188,16 +193,14 @@ def test_concurrent_promotions_leave_one_production(mlflow_server, deployed, reg
     assert codes == [0, 0], results
     state = read_state(reg, name)
     assert consistency_problems(state) == []
-    assert len(state.in_stage("production")) == 1
+    assert state.in_stage("production") == [deployed["v3"]] == [state.production]
+    assert state.in_stage("staging") == [deployed["v2"]] == [state.aliases["staging"]]
     assert [
         v.version for v in state.versions.values() if v.legacy_stage == "Production"
     ] == state.in_stage("production")
     prod_events = [e for e in read_history(reg, name) if e["to"] == "production"]
-    assert len(prod_events) == 3
-    first, second = prod_events[1], prod_events[2]
-    assert first["replaced"] == [deployed["v1"]] and second["replaced"] == [first["version"]]
-    assert state.production == second["version"]
-    assert state.versions[first["version"]].stage == "archived"
+    assert len(prod_events) == 2 and prod_events[1]["replaced"] == [deployed["v1"]]
+    assert state.versions[deployed["v1"]].stage == "archived"
     assert "sensorops.lock" not in reg.client.get_registered_model(name).tags
     # rollback from the CLI restores the version that was replaced last
     out = subprocess.run(
@@ -205,7 +208,7 @@ def test_concurrent_promotions_leave_one_production(mlflow_server, deployed, reg
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert read_state(reg, name).production == first["version"]
+    assert read_state(reg, name).production == deployed["v1"]
     assert consistency_problems(read_state(reg, name)) == []
 
 

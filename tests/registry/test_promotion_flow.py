@@ -148,7 +148,7 @@ def test_stage_order_gate_refuses_candidate_to_production(reg, mi, register, mod
 def test_rollback_restores_previous_production_and_walks_back(
     reg, mi, register, model_name, config
 ):
-    v1, v2, v3 = (rv.version for rv in register(model_name, "good", "good2", "good"))
+    v1, v2, v3 = (rv.version for rv in register(model_name, "good", "good2", "good3"))
     for v in (v1, v2, v3):
         promote(reg, model_name, v, "staging", config=config, mi=mi)
         promote(reg, model_name, v, "production", config=config, mi=mi)
@@ -194,9 +194,9 @@ def test_unknown_model_and_version_are_not_found_and_change_nothing(
 
 def test_failed_write_mid_transition_is_undone(reg, mi, register, model_name, config, monkeypatch):
     v1, v2 = (rv.version for rv in register(model_name, "good", "good2"))
-    for v in (v1, v2):
-        promote(reg, model_name, v, "staging", config=config, mi=mi)
+    promote(reg, model_name, v1, "staging", config=config, mi=mi)
     promote(reg, model_name, v1, "production", config=config, mi=mi)
+    promote(reg, model_name, v2, "staging", config=config, mi=mi)
     before = _snapshot(reg, model_name)
     real = reg.client.set_registered_model_alias
     calls = []
@@ -221,9 +221,9 @@ def test_inconsistency_found_after_the_writes_is_undone(
 ):
     """Every write "succeeds" but the server drops one (@champion); the check must undo the rest."""
     v1, v2 = (rv.version for rv in register(model_name, "good", "good2"))
-    for v in (v1, v2):
-        promote(reg, model_name, v, "staging", config=config, mi=mi)
+    promote(reg, model_name, v1, "staging", config=config, mi=mi)
     promote(reg, model_name, v1, "production", config=config, mi=mi)
+    promote(reg, model_name, v2, "staging", config=config, mi=mi)
     before = _snapshot(reg, model_name)
     real = reg.client.set_registered_model_alias
 

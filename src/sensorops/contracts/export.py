@@ -27,6 +27,8 @@ class ExportSummary(Artifact):
     model_name: str | None = None
     checkpoint: str | None = None
     checkpoint_sha256: str | None = None
+    onnx_sha256: str | None = None
+    """sha256 of ``onnx_path`` as written; promotion refuses a swapped file."""
     parity_passed: bool | None = None
     parity_atol: float | None = None
     parity_max_abs_diff: float | None = None

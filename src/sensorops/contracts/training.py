@@ -17,6 +17,8 @@ class TrainingSummary(Artifact):
     model_name: str | None = None
     best_checkpoint: str | None = None
     """``<output_dir>/checkpoints/best.pt``; what evaluation, export and compression read."""
+    best_checkpoint_sha256: str | None = None
+    """sha256 of ``best_checkpoint`` when training finished; export refuses a file that differs."""
     last_checkpoint: str | None = None
     best_val_metric_name: str | None = None
     best_val_metric: float | None = None
@@ -61,3 +63,5 @@ class EvaluationReport(Artifact):
     baseline_1nn_dtw: dict[str, Any] | None = None
     delta_vs_baseline: dict[str, Any] | None = None
     mlflow_training_run_id: str | None = None
+    checkpoint_sha256: str | None = None
+    """sha256 of the checkpoint that was evaluated (lineage check at promotion)."""

@@ -67,6 +67,13 @@ def checkpoint_from_summary(training_summary: Mapping[str, Any]) -> str:
             f"checkpoint {path} named by mdl_training_summary.best_checkpoint does not exist; "
             "run `kedro run --pipelines=training` first"
         )
+    recorded = training_summary.get("best_checkpoint_sha256")
+    if recorded and file_sha256(path) != recorded:
+        raise ModelingError(
+            f"checkpoint {path} has sha256 {file_sha256(path)}, but mdl_training_summary "
+            f"recorded {recorded}: the file changed after training finished (an interrupted "
+            "retrain?); run `kedro run --pipelines=training` to finish training first"
+        )
     return str(path)
 
 
@@ -138,6 +145,7 @@ def export_checkpoint(checkpoint: str, mi: ModelInput, config: ExportConfig) -> 
         "model_name": spec.name,
         "checkpoint": str(checkpoint),
         "checkpoint_sha256": file_sha256(checkpoint),
+        "onnx_sha256": file_sha256(result.onnx_path),
         "parity_passed": report.passed,
         "parity_atol": report.atol,
         "parity_max_abs_diff": report.worst_abs_diff,
@@ -478,6 +486,16 @@ def reusable_export(checkpoint: str, export_summary: Mapping[str, Any] | None) -
             onnx_path,
             current[:12],
             str(recorded)[:12],
+        )
+        return None
+    onnx_recorded = export_summary.get("onnx_sha256")
+    if onnx_recorded and file_sha256(onnx_path) != onnx_recorded:
+        logger.warning(
+            "%s has sha256 %s but the export summary recorded %s (file replaced after export); "
+            "exporting fp32 ONNX again",
+            onnx_path,
+            file_sha256(onnx_path),
+            onnx_recorded,
         )
         return None
     return Path(onnx_path)

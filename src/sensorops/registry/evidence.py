@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from sensorops.hygiene import close_dead_runs, process_tags
 from sensorops.registry.client import Registry
 from sensorops.registry.errors import GateRefused
 
@@ -50,6 +51,18 @@ class Evidence:
         )
 
 
+def close_dead_runs_in(reg: Registry, experiment_name: str) -> list[str]:
+    """Mark runs of ``experiment_name`` left RUNNING by dead processes of this host KILLED."""
+    exp = reg.client.get_experiment_by_name(experiment_name)
+    if exp is None:
+        return []
+    try:
+        return close_dead_runs(reg.client, [exp.experiment_id])
+    except Exception as exc:  # hygiene never blocks a registry command
+        logger.warning("could not close runs of dead processes in %s: %s", experiment_name, exc)
+        return []
+
+
 @contextlib.contextmanager
 def evidence_run(reg: Registry, experiment_name: str, run_name: str) -> Iterator[Evidence]:
     """Yield an :class:`Evidence` on the active run, or on a new run closed on exit."""
@@ -58,10 +71,11 @@ def evidence_run(reg: Registry, experiment_name: str, run_name: str) -> Iterator
         yield Evidence(reg, existing)
         return
     client = reg.client
+    close_dead_runs_in(reg, experiment_name)
     exp = client.get_experiment_by_name(experiment_name)
     exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment_name)
     run = client.create_run(
-        exp_id, run_name=run_name, tags={"sensorops.kind": "promotion-evidence"}
+        exp_id, run_name=run_name, tags={"sensorops.kind": "promotion-evidence", **process_tags()}
     )
     status = "FAILED"
     try:

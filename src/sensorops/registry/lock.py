@@ -15,7 +15,11 @@ Any contender that read "free" before our write has written within ``max_write_g
 read, hence before our re-read; the last writer wins and every other contender sees it and backs
 off. The holder re-verifies the lease (:meth:`RegistryLease.verify`) right before and after its
 writes, and the promotion checks the invariants (one production version, aliases = stage tags =
-legacy stages) once done. A crashed holder's lease expires after ``ttl_s``.
+legacy stages) once done. A crashed holder's lease expires after ``ttl_s``; a holder on this
+host whose process is gone (:func:`sensorops.runlock.is_alive`) is taken over at once.
+
+What a dead holder left half-done is described by its intent record
+(:mod:`sensorops.registry.intent`); whoever takes the lease next repairs it before its own work.
 """
 
 from __future__ import annotations
@@ -33,10 +37,23 @@ from sensorops.registry.client import Registry, lookup
 from sensorops.registry.config import LockConfig
 from sensorops.registry.errors import LockBusy, TransitionFailed
 from sensorops.registry.lineage import actor
+from sensorops.runlock import is_alive, process_identity
 
 logger = logging.getLogger(__name__)
 
 LOCK_TAG = "sensorops.lock"
+
+
+def _live(lease: dict[str, Any]) -> bool:
+    """A lease counts while unexpired and its holder is not known to be dead."""
+    if lease.get("expires_at", 0) <= time.time():
+        return False
+    if (
+        "pid" in lease
+        and is_alive(lease["pid"], lease.get("host"), lease.get("start_ticks")) is False
+    ):
+        return False
+    return True
 
 
 class RegistryLease:
@@ -81,24 +98,24 @@ class RegistryLease:
         while True:
             t_read = time.monotonic()
             current = self._read()
-            if (
-                current
-                and current.get("owner") != self.owner
-                and current.get("expires_at", 0) > time.time()
-            ):
+            if current and current.get("owner") != self.owner and _live(current):
                 holder = current
             else:
                 if current and current.get("owner") != self.owner:
                     logger.warning(
-                        "taking over expired lease of %s held by %s",
+                        "taking over the %s lease of %s held by %s (PID %s: %s)",
+                        "expired" if current.get("expires_at", 0) <= time.time() else "dead",
                         self.name,
                         current.get("actor"),
+                        current.get("pid"),
+                        current.get("purpose"),
                     )
                 lease = {
                     "owner": self.owner,
                     "actor": actor(),
                     "purpose": self.purpose,
                     "expires_at": time.time() + cfg.ttl_s,
+                    **process_identity(),
                 }
                 if not self._write(lease):
                     holder = self._read()
@@ -153,6 +170,14 @@ class RegistryLease:
             raise TransitionFailed(f"lost the promotion lease on {self.name!r} (now {current})")
         if current.get("expires_at", 0) <= time.time():
             raise TransitionFailed(f"promotion lease on {self.name!r} expired; raise lock.ttl_s")
+
+    def renew(self) -> None:
+        """Verify the lease and push its expiry ``ttl_s`` into the future (long registrations)."""
+        self.verify()
+        current = self._read() or {}
+        current["expires_at"] = time.time() + self.config.ttl_s
+        self.reg.client.set_registered_model_tag(self.name, LOCK_TAG, json.dumps(current))
+        self.verify()
 
     def release(self) -> None:
         """Delete the lease tag if it is still ours."""

@@ -3,8 +3,10 @@
 Each version is logged with ``mlflow.onnx.log_model`` (CPU execution provider, signature, input
 example, explicit pip requirements) into the active MLflow run (the ``kedro run``'s) or a new run,
 linked to its input data with ``mlflow.log_input``, registered, tagged and described. New versions
-start in stage ``candidate``. Registration is all-or-nothing: when one variant fails, the versions
-(and history events) this call created are deleted again before the error is raised.
+start in stage ``candidate``. Registration is idempotent (an identical artifact on identical data
+returns the existing version) and all-or-nothing: when one variant fails, the versions (and
+history events) this call created are deleted again before the error is raised; when the process
+is killed, the next command completes or undoes it (:mod:`sensorops.registry.intent`).
 
 The compression pipeline's ``rpt_compression_comparison`` JSON is parsed once, at the node
 boundary, by its contract (:class:`sensorops.modeling.comparison.ComparisonTable`) into typed
@@ -27,13 +29,26 @@ from typing import Any
 import numpy as np
 
 from sensorops.contracts.preprocessing import PreprocessingState
+from sensorops.faultpoints import kill_point
+from sensorops.hygiene import process_tags
 from sensorops.model_input import ModelInput
 from sensorops.modeling.comparison import ComparisonRow, ComparisonTable
 from sensorops.modeling.errors import ModelingError
 from sensorops.registry.client import Registry, connect
 from sensorops.registry.config import PromotionConfig
 from sensorops.registry.errors import RegistrationFailed, RegistryConfigError
+from sensorops.registry.evidence import close_dead_runs_in
 from sensorops.registry.history import append_event, delete_event
+from sensorops.registry.intent import (
+    REGISTRATION_TAG,
+    VARIANT_TAG,
+    Intent,
+    clear_intent,
+    register_event,
+    registration_versions,
+    repair_pending,
+    write_intent,
+)
 from sensorops.registry.lineage import (
     KEDRO_RUN_ID_TAG,
     actor,
@@ -48,10 +63,6 @@ from sensorops.registry.scoring import CPU_PROVIDERS, onnx_logits, score
 from sensorops.registry.stages import STAGE_TAG
 
 logger = logging.getLogger(__name__)
-
-VARIANT_TAG = "sensorops.variant"
-REGISTRATION_TAG = "sensorops.registration_id"
-"""Version tag naming the :func:`register_variants` call that created the version (for undo)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,8 @@ class RegisteredVersion:
         model_uri: ``models:/m-...`` URI of the logged model.
         test_accuracy: accuracy of the ONNX model on the test split, in [0, 1].
         test_macro_f1: macro-F1 of the ONNX model on the test split, in [0, 1].
+        reused: True when an identical version (same ONNX sha256, variant and data digests)
+            already existed and was returned instead of registering a new one.
     """
 
     name: str
@@ -90,6 +103,7 @@ class RegisteredVersion:
     model_uri: str
     test_accuracy: float
     test_macro_f1: float
+    reused: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,7 +132,7 @@ def _logging_run(reg: Registry, experiment_name: str) -> Iterator[str]:
             yield active.info.run_id
             return
         mlflow.set_experiment(experiment_name)
-        with mlflow.start_run(run_name="sensorops-register") as run:
+        with mlflow.start_run(run_name="sensorops-register", tags=process_tags()) as run:
             yield run.info.run_id
 
 
@@ -141,13 +155,11 @@ def _undo_registration(
     registration_id: str,
     versions: list[str],
     events: list[int],
-    model_created: bool,
 ) -> tuple[list[str], list[str]]:
     """Delete what one failed :func:`register_variants` call created; ``(deleted versions, errors)``.
 
     Versions are those recorded in ``versions`` plus any version of ``name`` tagged with
     ``registration_id`` (one whose ``register_model`` call failed after the version was created).
-    The registered model goes too when this call created it and no version is left.
     """
     errors: list[str] = []
     for seq in events:
@@ -157,9 +169,7 @@ def _undo_registration(
             errors.append(f"history event #{seq}: {exc}")
     targets = list(versions)
     try:
-        for mv in reg.client.search_model_versions(f"name='{name}'"):
-            if (mv.tags or {}).get(REGISTRATION_TAG) == registration_id:
-                targets.append(str(mv.version))
+        targets += list(registration_versions(reg, name, registration_id))
     except Exception as exc:
         errors.append(f"listing versions of {name!r}: {exc}")
     deleted = []
@@ -169,13 +179,49 @@ def _undo_registration(
             deleted.append(version)
         except Exception as exc:
             errors.append(f"v{version}: {exc}")
-    if model_created and not errors:
-        try:
-            if not reg.client.search_model_versions(f"name='{name}'"):
-                reg.client.delete_registered_model(name)
-        except Exception as exc:
-            errors.append(f"registered model {name!r}: {exc}")
     return deleted, errors
+
+
+IDENTITY_TAGS = (
+    "onnx.sha256",
+    VARIANT_TAG,
+    "data.train_digest",
+    "data.val_digest",
+    "data.test_digest",
+)
+"""Tags that make two versions the same thing: artifact hash, variant and data digests."""
+
+
+def find_existing(
+    reg: Registry, name: str, variant: str, sha256: str, digests: dict[str, str]
+) -> Any | None:
+    """The lowest-numbered version of ``name`` with this artifact hash, variant and data digests."""
+    wanted = {"onnx.sha256": sha256, VARIANT_TAG: variant, **digests}
+    matches = []
+    for mv in reg.client.search_model_versions(f"name='{name}'"):
+        tags = mv.tags or {}
+        if all(tags.get(k) == wanted.get(k) for k in IDENTITY_TAGS) and mv.status == "READY":
+            matches.append(mv)
+    return min(matches, key=lambda mv: int(mv.version), default=None)
+
+
+def _reused(name: str, mv: Any) -> RegisteredVersion:
+    tags = mv.tags or {}
+    logger.warning(
+        "%s v%s already holds %s (sha256 %s..., same data digests, stage %s); not registered again",
+        name, mv.version, tags.get(VARIANT_TAG), tags.get("onnx.sha256", "")[:12],
+        tags.get(STAGE_TAG, "candidate"),
+    )  # fmt: skip
+    return RegisteredVersion(
+        name=name,
+        version=str(mv.version),
+        variant=tags.get(VARIANT_TAG, "?"),
+        run_id=mv.run_id or "",
+        model_uri=mv.source or "",
+        test_accuracy=float(tags.get("metric.test_accuracy", "nan")),
+        test_macro_f1=float(tags.get("metric.test_macro_f1", "nan")),
+        reused=True,
+    )
 
 
 def register_variants(
@@ -189,9 +235,15 @@ def register_variants(
 ) -> list[RegisteredVersion]:
     """Log, register and tag each ONNX file in ``variants`` as a new ``candidate`` version of ``name``.
 
+    Idempotent: a variant whose ONNX file (sha256), variant name and data digests already exist
+    as a version of ``name`` is not registered again; that version is returned with
+    ``reused=True`` (and a warning says so).
+
     The ONNX models are scored on ``mi.X["test"]`` (``(n_series, length, n_channels)``) so that
     every version carries its own test metrics; the train and test splits are logged as run
-    inputs (``mlflow.data``) and their digests put on every version.
+    inputs (``mlflow.data``) and their digests put on every version. The whole registration runs
+    under the model's lease, behind a ``register`` intent record: a registration killed half-way
+    is completed or undone by the next command (:mod:`sensorops.registry.intent`).
 
     Args:
         variants: files to register, in order.
@@ -205,13 +257,13 @@ def register_variants(
             out); otherwise the bare ONNX network.
 
     Returns:
-        The created versions, in the order of ``variants``.
+        The versions, in the order of ``variants`` (new ones and reused ones).
 
     Raises:
         RegistryConfigError: an ONNX file is missing; nothing was registered.
         RegistrationFailed: a variant could not be scored, logged, registered or recorded; the
-            versions and history events this call had created were deleted again (and the
-            registered model, when this call created it), and the message lists them.
+            versions and history events this call had created were deleted again, and the
+            message lists them.
     """
     import mlflow
     import mlflow.data
@@ -226,6 +278,8 @@ def register_variants(
     if not variants:
         return []
     digests = data_digests(mi)
+    identity_digests = {k: digests[k] for k in IDENTITY_TAGS if k in digests}
+    keys = [(spec.variant, _file_sha256(Path(spec.onnx_path))) for spec in variants]
     example = np.ascontiguousarray(mi.X["test"][: min(5, len(mi.X["test"]))], dtype=np.float32)
     model_created = ensure_registered_model(
         reg,
@@ -233,68 +287,97 @@ def register_variants(
         description=f"sensorops classifier over channels {list(mi.channels)} -> classes {list(mi.classes)}",
     )
     registration_id = uuid.uuid4().hex
-    created: list[RegisteredVersion] = []
+    results: dict[tuple[str, str], RegisteredVersion] = {}  # by (variant, sha256)
     made: list[str] = []  # version numbers created so far, also the one being tagged
     events: list[int] = []
     current = variants[0].variant
-    try:
-        with _logging_run(reg, cfg.experiment_name) as run_id:
-            run = reg.client.get_run(run_id)
-            for split, context in (("train", "training"), ("test", "testing")):
-                ds = mlflow.data.from_numpy(
-                    mi.X[split],
-                    targets=mi.y[split],
-                    name=f"mi_model_input_{split}",
-                    digest=digests[f"data.{split}_digest"],
-                )
-                mlflow.log_input(ds, context=context)
-            lineage = {
-                "mlflow.run_id": run_id,
-                "kedro.run_id": run.data.tags.get(KEDRO_RUN_ID_TAG, "none"),
-                "git.commit": git_commit(),
-                "sensorops.version": package_version(),
-                "registered.by": actor(),
-                "registered.at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
-            for spec in variants:
-                current = spec.variant
-                created.append(
-                    _register_one(reg, spec, mi, name, example, run_id, {
-                        **(common_tags or {}), **digests, **lineage, **spec.tags,
-                        REGISTRATION_TAG: registration_id,
-                    }, made, preprocessing)
-                )  # fmt: skip
-        with RegistryLease(reg, name, cfg.lock, purpose="record registrations"):
-            for rv in created:
-                current = rv.variant
-                event = {
-                    "kind": "register",
-                    "version": rv.version,
-                    "variant": rv.variant,
-                    "from": None,
-                    "to": "candidate",
-                    "at": lineage["registered.at"],
-                    "by": lineage["registered.by"],
-                    "evidence_run_id": rv.run_id,
-                    "reason": "registered",
-                }
-                events.append(append_event(reg, name, event))
-    except Exception as exc:
-        deleted, errors = _undo_registration(
-            reg, name, registration_id, made, events, model_created
-        )
-        undone = (
-            f"deleted the version(s) {deleted} this call had created"
-            if deleted
-            else "no version had been created"
-        )
-        if errors:
-            undone += f"; could not undo everything: {errors}"
-        raise RegistrationFailed(
-            f"registering variant {current!r} of {name!r} failed ({type(exc).__name__}: {exc}); "
-            f"registration is all-or-nothing, so {undone}"
-        ) from exc
-    return created
+    failure: RegistrationFailed | None = None
+    with RegistryLease(reg, name, cfg.lock, purpose="register variants") as lease:
+        repair_pending(reg, name, lease.owner)
+        close_dead_runs_in(reg, cfg.experiment_name)
+        todo: list[tuple[tuple[str, str], VariantSpec]] = []
+        for key, spec in zip(keys, variants, strict=True):
+            if key in results or key in dict(todo):  # listed twice in this call: once is enough
+                continue
+            existing = find_existing(reg, name, key[0], key[1], identity_digests)
+            if existing is not None:
+                results[key] = _reused(name, existing)
+            else:
+                todo.append((key, spec))
+        if todo:
+            intent = Intent(
+                kind="register",
+                owner=lease.owner,
+                summary=f"registration of {[s.variant for _, s in todo]}",
+                registration_id=registration_id,
+                variants=[s.variant for _, s in todo],
+            )
+            lease.verify()
+            write_intent(reg, name, intent)
+            kill_point("register.after_intent")
+        try:
+            if todo:
+                with _logging_run(reg, cfg.experiment_name) as run_id:
+                    run = reg.client.get_run(run_id)
+                    for split, context in (("train", "training"), ("test", "testing")):
+                        ds = mlflow.data.from_numpy(
+                            mi.X[split],
+                            targets=mi.y[split],
+                            name=f"mi_model_input_{split}",
+                            digest=digests[f"data.{split}_digest"],
+                        )
+                        mlflow.log_input(ds, context=context)
+                    lineage = {
+                        "mlflow.run_id": run_id,
+                        "kedro.run_id": run.data.tags.get(KEDRO_RUN_ID_TAG, "none"),
+                        "git.commit": git_commit(),
+                        "sensorops.version": package_version(),
+                        "registered.by": actor(),
+                        "registered.at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    }
+                    for key, spec in todo:
+                        current = spec.variant
+                        lease.renew()
+                        results[key] = _register_one(
+                            reg, spec, mi, name, example, run_id, {
+                                **(common_tags or {}), **digests, **lineage, **spec.tags,
+                                REGISTRATION_TAG: registration_id,
+                            }, made, key[1], preprocessing,
+                        )  # fmt: skip
+                lease.verify()
+                for key, _ in todo:
+                    rv = results[key]
+                    current = rv.variant
+                    event = register_event(rv.version, rv.variant, registration_id)
+                    event["evidence_run_id"] = rv.run_id
+                    events.append(append_event(reg, name, event))
+                    kill_point("register.after_event")
+                kill_point("register.before_clear")
+                clear_intent(reg, name)
+        except Exception as exc:
+            deleted, errors = _undo_registration(reg, name, registration_id, made, events)
+            undone = (
+                f"deleted the version(s) {deleted} this call had created"
+                if deleted
+                else "no version had been created"
+            )
+            if errors:
+                undone += f"; could not undo everything: {errors}"
+            else:
+                with contextlib.suppress(Exception):
+                    clear_intent(reg, name)
+            failure = RegistrationFailed(
+                f"registering variant {current!r} of {name!r} failed ({type(exc).__name__}: {exc}); "
+                f"registration is all-or-nothing, so {undone}"
+            )
+            failure.__cause__ = exc
+    if failure is not None:
+        if model_created and "could not undo" not in str(failure):
+            with contextlib.suppress(Exception):  # this call created the model: remove it again
+                if not reg.client.search_model_versions(f"name='{name}'"):
+                    reg.client.delete_registered_model(name)
+        raise failure
+    return [results[key] for key in keys]
 
 
 def _register_one(
@@ -306,17 +389,28 @@ def _register_one(
     run_id: str,
     tags: dict[str, str],
     made: list[str],
+    sha256: str,
     preprocessing: PreprocessingState | None = None,
 ) -> RegisteredVersion:
-    """Score, log and register one variant in the current run; appends its version to ``made``."""
+    """Score, log and register one variant in the current run; appends its version to ``made``.
+
+    ``sha256`` is the hash of ``spec.onnx_path`` taken before the registration started; the file
+    is read once, checked against it, and every tag computed from those bytes.
+    """
     import mlflow
     import mlflow.onnx
     import onnx
     from mlflow.models import infer_signature
 
     path = Path(spec.onnx_path)
-    model = onnx.load(str(path))
-    model_bytes = model.SerializeToString()
+    model_bytes = path.read_bytes()
+    actual = hashlib.sha256(model_bytes).hexdigest()
+    if actual != sha256:
+        raise RegistryConfigError(
+            f"{path} changed while it was being registered (sha256 {actual} != {sha256}); "
+            "is another run writing it? Re-run the export/compression pipeline"
+        )
+    model = onnx.load_model_from_string(model_bytes)
     scores = score(onnx_logits(model_bytes, mi.X["test"]), mi.y["test"])
     signature = infer_signature(example, onnx_logits(model_bytes, example))
     if preprocessing is not None:
@@ -334,24 +428,28 @@ def _register_one(
             pip_requirements=_pip_requirements(),
             save_as_external_data=False,
         )
+    kill_point("register.after_log_model")
     tags = {
         **tags,
         VARIANT_TAG: spec.variant,
         STAGE_TAG: "candidate",
         "onnx.path": str(path),
-        "onnx.sha256": _file_sha256(path),
+        "onnx.sha256": sha256,
         "metric.test_accuracy": f"{scores.accuracy:.6f}",
         "metric.test_macro_f1": f"{scores.macro_f1:.6f}",
         "metric.n_test": str(scores.n),
     }
     mv = mlflow.register_model(info.model_uri, name, tags=tags)
     made.append(str(mv.version))
+    kill_point("register.after_version")
     description = (
         f"{spec.variant} ONNX of {name}: test accuracy {scores.accuracy:.4f}, macro-F1 "
         f"{scores.macro_f1:.4f} on {scores.n} series (test digest {tags['data.test_digest']}); "
-        f"MLflow run {run_id}, kedro run {tags['kedro.run_id']}, commit {tags['git.commit'][:12]}."
+        f"MLflow run {run_id}, kedro run {tags['kedro.run_id']}, commit {tags['git.commit'][:12]}; "
+        f"onnx sha256 {sha256}."
     )
     reg.client.update_model_version(name, mv.version, description=description)
+    kill_point("register.after_description")
     logger.info(
         "registered %s v%s (%s): accuracy %.4f", name, mv.version, spec.variant, scores.accuracy
     )
@@ -383,6 +481,69 @@ def _identity(path: str) -> str:
     """Content hash of an ONNX file (its resolved path when it does not exist)."""
     p = Path(path)
     return _file_sha256(p) if p.is_file() else str(p.resolve())
+
+
+class LineageMismatch(RegistryConfigError):
+    """A file does not match the hash its summary recorded; nothing was registered."""
+
+
+def verify_lineage(
+    export_summary: dict[str, Any],
+    comparison: list[ComparisonRow] | None = None,
+    training_summary: dict[str, Any] | None = None,
+    evaluation: dict[str, Any] | None = None,
+) -> None:
+    """Check every file the promotion is about to register against the hash its summary recorded.
+
+    - the exported ONNX against ``mdl_export_summary.onnx_sha256``;
+    - the checkpoint the export was made from (``checkpoint_sha256``) against the training
+      summary's ``best_checkpoint_sha256`` and the evaluation's ``checkpoint_sha256``, so the
+      ``training.*`` and ``eval.*`` tags describe the registered model;
+    - each compression variant's ONNX against its row's ``onnx_sha256`` (when the row has one).
+
+    A summary written before hashes were recorded is not checked for that file (logged).
+
+    Raises:
+        LineageMismatch: names the file, both hashes and what to run.
+    """
+    problems = []
+    onnx = Path(str(export_summary.get("onnx_path", "")))
+    recorded = export_summary.get("onnx_sha256")
+    if recorded is None:
+        logger.warning(
+            "mdl_export_summary has no onnx_sha256 (older export); %s not verified", onnx
+        )
+    elif onnx.is_file() and _file_sha256(onnx) != recorded:
+        problems.append(
+            f"{onnx} has sha256 {_file_sha256(onnx)} but mdl_export_summary.onnx_sha256 is "
+            f"{recorded}: the file was replaced after export; run `kedro run --pipelines=export`"
+        )
+    exported = export_summary.get("checkpoint_sha256")
+    for label, summary, key, run in (
+        ("mdl_training_summary.best_checkpoint_sha256", training_summary, "best_checkpoint_sha256",
+         "kedro run --pipelines=export,compression"),
+        ("rpt_evaluation.checkpoint_sha256", evaluation, "checkpoint_sha256",
+         "kedro run --pipelines=training"),
+    ):  # fmt: skip
+        value = (summary or {}).get(key)
+        if exported and value and value != exported:
+            problems.append(
+                f"the export was made from a checkpoint with sha256 {exported}, but {label} is "
+                f"{value}: the summaries describe different models; run `{run}`"
+            )
+    for row in comparison or []:
+        want = row.columns.get("onnx_sha256")
+        if row.onnx_path and want and Path(row.onnx_path).is_file():
+            got = _file_sha256(Path(row.onnx_path))
+            if got != want:
+                problems.append(
+                    f"{row.onnx_path} (variant {row.name}) has sha256 {got} but "
+                    f"rpt_compression_comparison recorded {want}; run `kedro run --pipelines=compression`"
+                )
+    if problems:
+        raise LineageMismatch(
+            "refusing to register: " + "; ".join(problems) + ". Nothing was registered."
+        )
 
 
 def build_variants(
@@ -451,7 +612,10 @@ def lineage_tags(
         export_summary.get("execution_provider", "CPUExecutionProvider")
     )
     if training_summary:
-        for key in ("mlflow_child_run_id", "model_name", "best_val_metric", "best_checkpoint"):
+        for key in (
+            "mlflow_child_run_id", "model_name", "best_val_metric", "best_checkpoint",
+            "best_checkpoint_sha256",
+        ):  # fmt: skip
             if key in training_summary:
                 tags[f"training.{key}"] = str(training_summary[key])
     return tags

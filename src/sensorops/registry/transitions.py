@@ -1,16 +1,22 @@
-"""Stage transitions (promote, archive, rollback) with gates, audit trail and concurrency safety.
+"""Stage transitions (promote, archive, rollback) with gates, audit trail and crash safety.
 
 A transition of registered model ``NAME``:
 
-1. takes the model's lease (:class:`~sensorops.registry.lock.RegistryLease`);
+1. takes the model's lease (:class:`~sensorops.registry.lock.RegistryLease`) and repairs what a
+   dead process left half-done (:func:`~sensorops.registry.intent.repair_pending`);
 2. reads the registry state and runs the gates (:mod:`sensorops.registry.gates`) against it; a
    refusal raises :class:`GateRefused` and writes nothing to the registry;
-3. snapshots the state, re-verifies the lease, then writes: stage tag, aliases, legacy stage mirror
-   and audit tags on every version it touches, and one history event; if any write fails the
-   snapshot is restored (:class:`TransitionFailed`), so no half-applied transition remains;
-4. checks the invariants (:func:`consistency_problems`: one production version, aliases = stage
-   tags = legacy stages); a violation also undoes the writes and the history event before
-   :class:`TransitionFailed` is raised; then releases the lease.
+3. plans its writes as idempotent steps (stage tag, audit tag, legacy stage mirror on every
+   version it touches, aliases, one history event) with their undo, writes them as an intent
+   record, applies them and clears the intent; a kill anywhere in between is completed by the
+   next command. If a write fails, the undo steps are applied (:class:`TransitionFailed`);
+4. checks the invariants (:func:`consistency_problems`: one holder of staging and of
+   production, aliases = stage tags = legacy stages); a violation the transition introduced also
+   undoes it before :class:`TransitionFailed` is raised; then releases the lease.
+
+Staging and production have at most one holder each: staging a version archives the previous
+staging holder (it may be staged again later, ``archived -> staging`` is allowed), and promoting
+to production archives the previous production version.
 """
 
 from __future__ import annotations
@@ -18,11 +24,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sensorops.faultpoints import kill_point
 from sensorops.model_input import ModelInput
 from sensorops.registry.client import Registry, lookup
 from sensorops.registry.config import PromotionConfig
@@ -34,12 +40,28 @@ from sensorops.registry.errors import (
 )
 from sensorops.registry.evidence import evidence_run
 from sensorops.registry.gates import GateReport, evaluate_gates
-from sensorops.registry.history import append_event, delete_event, read_history
+from sensorops.registry.history import read_history
+from sensorops.registry.intent import (
+    Intent,
+    Repair,
+    apply_step,
+    apply_steps,
+    clear_intent,
+    repair_pending,
+    write_intent,
+)
 from sensorops.registry.lineage import actor
 from sensorops.registry.lock import RegistryLease
 from sensorops.registry.stages import LEGACY_STAGE, STAGE_ALIASES, STAGE_TAG, check_stage
 
 logger = logging.getLogger(__name__)
+
+MAX_REASON = 500
+"""Characters of a transition's reason kept in the audit tag, the history event and the intent
+record (the intent must fit a registry tag value: 5000 characters in MLflow's SQL schema)."""
+
+SINGLE_HOLDER = ("staging", "production")
+"""Stages with at most one version; a new holder moves the previous one to ``archived``."""
 
 AUDIT_TAG = "sensorops.transition"
 """Version tag holding the JSON of the last transition (kind, from, to, at, by, evidence_run_id, reason)."""
@@ -131,8 +153,10 @@ def consistency_problems(state: ModelState, legacy: bool = True) -> list[str]:
     """Disagreements between stage tags, aliases and legacy stages (empty list = consistent)."""
     problems = []
     prod = state.in_stage("production")
-    if len(prod) > 1:
-        problems.append(f"{len(prod)} versions are in production: {prod}")
+    for stage in SINGLE_HOLDER:
+        holders = state.in_stage(stage)
+        if len(holders) > 1:
+            problems.append(f"{len(holders)} versions are in {stage}: {holders}")
     expected_prod = prod[0] if len(prod) == 1 else None
     for alias in STAGE_ALIASES["production"]:
         if state.aliases.get(alias) != expected_prod:
@@ -149,75 +173,30 @@ def consistency_problems(state: ModelState, legacy: bool = True) -> list[str]:
     return problems
 
 
-class _Writer:
-    """Applies registry writes and remembers how to undo each of them."""
-
-    def __init__(self, reg: Registry, name: str, legacy: bool) -> None:
-        self.reg = reg
-        self.name = name
-        self.legacy = legacy
-        self.undo: list[Callable[[], None]] = []
-
-    def set_stage(self, state: ModelState, version: str, stage: str, audit: dict[str, str]) -> None:
-        c, name = self.reg.client, self.name
-        before = state.versions[version]
-        for key, value in {STAGE_TAG: stage, **audit}.items():
-            old = before.tags.get(key)
-            c.set_model_version_tag(name, version, key, value)
-            self.undo.append(
-                (lambda k=key, o=old: c.set_model_version_tag(name, version, k, o))
-                if old is not None
-                else (lambda k=key: c.delete_model_version_tag(name, version, k))
-            )
-        if self.legacy:
-            self.legacy = _set_legacy(self.reg, name, version, LEGACY_STAGE[stage])
-            if self.legacy:
-                self.undo.append(lambda: _set_legacy(self.reg, name, version, before.legacy_stage))
-
-    def set_alias(self, state: ModelState, alias: str, version: str | None) -> None:
-        c, name = self.reg.client, self.name
-        old = state.aliases.get(alias)
-        if old == version:
-            return
-        if version is None:
-            c.delete_registered_model_alias(name, alias)
-        else:
-            c.set_registered_model_alias(name, alias, version)
-        self.undo.append(
-            (lambda: c.set_registered_model_alias(name, alias, old))
-            if old is not None
-            else (lambda: c.delete_registered_model_alias(name, alias))
-        )
-
-    def rollback(self) -> list[str]:
-        errors = []
-        for fn in reversed(self.undo):
-            try:
-                fn()
-            except Exception as exc:  # keep undoing the rest
-                errors.append(str(exc))
-        return errors
+def _plan_stage(
+    state: ModelState, version: str, stage: str, audit: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Steps (and their undo) that move ``version`` to ``stage``: stage + audit tags, legacy stage."""
+    before = state.versions[version]
+    steps, undo = [], []
+    for key, value in {STAGE_TAG: stage, **audit}.items():
+        steps.append({"op": "vtag", "version": version, "key": key, "value": value})
+        undo.append({"op": "vtag", "version": version, "key": key, "value": before.tags.get(key)})
+    steps.append({"op": "legacy", "version": version, "stage": LEGACY_STAGE[stage]})
+    undo.append({"op": "legacy", "version": version, "stage": before.legacy_stage})
+    return steps, undo
 
 
-def _set_legacy(reg: Registry, name: str, version: str, legacy_stage: str) -> bool:
-    """Mirror to MLflow's deprecated stage field; False once the server refuses stages."""
-    from mlflow.exceptions import MlflowException
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning, message=".*stage.*")
-        try:
-            reg.client.transition_model_version_stage(
-                name, version, legacy_stage, archive_existing_versions=False
-            )
-        except MlflowException as exc:
-            if (
-                "stage" in str(exc).lower()
-                and getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST"
-            ):
-                logger.warning("server refuses legacy model stages (%s); mirroring disabled", exc)
-                return False
-            raise
-    return True
+def _plan_alias(
+    state: ModelState, alias: str, version: str | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    old = state.aliases.get(alias)
+    if old == version:
+        return [], []
+    return (
+        [{"op": "alias", "alias": alias, "version": version}],
+        [{"op": "alias", "alias": alias, "version": old}],
+    )
 
 
 def _audit(
@@ -231,7 +210,7 @@ def _audit(
         "at": at,
         "by": by,
         "evidence_run_id": evidence_run_id,
-        "reason": reason[:5000] or "-",
+        "reason": reason[:MAX_REASON] or "-",
     }
     return {AUDIT_TAG: json.dumps(record, sort_keys=True)}
 
@@ -255,65 +234,92 @@ def _apply(
     reason: str,
     extra_event: dict[str, Any],
 ) -> TransitionResult:
-    """Write one transition; undo everything if a write fails or leaves the registry inconsistent."""
+    """Write one transition through an intent record (:mod:`sensorops.registry.intent`).
+
+    Staging and production each have one holder: the version that takes the stage moves the
+    previous holder(s) to ``archived`` (an archived version may be staged again). An in-process
+    failure, or a write that leaves the registry less consistent than before, undoes every step.
+    """
     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     by = actor()
     current = state.versions[version].stage
     replaced = (
-        [v for v in state.in_stage("production") if v != version] if target == "production" else []
+        [v for v in state.in_stage(target) if v != version] if target in SINGLE_HOLDER else []
     )
+    steps: list[dict[str, Any]] = []
+    undo: list[dict[str, Any]] = []
+
+    def add(plan: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> None:
+        steps.extend(plan[0])
+        undo.extend(plan[1])
+
+    for old in replaced:
+        add(_plan_stage(
+            state, old, "archived",
+            _audit(kind, target, "archived", evidence_run_id, f"replaced by v{version}", at, by),
+        ))  # fmt: skip
+    from_stage = current
+    if current == "production" and state.production != version:
+        # tagged production but never held @production (a half-applied promotion of an older
+        # release): record where it really was, never a production -> archived move
+        legacy = {v: k for k, v in LEGACY_STAGE.items()}.get(state.versions[version].legacy_stage)
+        from_stage = legacy if legacy not in (None, "production") else "staging"
+        extra_event = {**extra_event, "never_held_production": True}
+    add(_plan_stage(
+        state, version, target, _audit(kind, from_stage, target, evidence_run_id, reason, at, by)
+    ))  # fmt: skip
+    for stage, aliases in STAGE_ALIASES.items():
+        for alias in aliases:
+            if stage == target:
+                add(_plan_alias(state, alias, version))
+            elif state.aliases.get(alias) == version or state.aliases.get(alias) in replaced:
+                add(_plan_alias(state, alias, None))
+    history = read_history(reg, state.name)
+    seq = max((e["seq"] for e in history), default=0) + 1
+    event = {
+        "kind": kind,
+        "version": version,
+        "variant": state.versions[version].tags.get("sensorops.variant"),
+        "from": from_stage,
+        "to": target,
+        "replaced": replaced,
+        "at": at,
+        "by": by,
+        "evidence_run_id": evidence_run_id,
+        "reason": reason[:MAX_REASON],
+        **extra_event,
+    }
+    steps.append({"op": "event", "seq": seq, "event": event})
+    undo.append({"op": "event", "seq": seq, "event": None})
+    undo.reverse()
+    summary = f"{kind} of v{version} {current} -> {target}"
+    intent = Intent(kind="transition", owner=lease.owner, summary=summary, steps=steps, undo=undo)
+    before_problems = set(consistency_problems(state))
     lease.verify()
-    writer = _Writer(reg, state.name, legacy=True)
-    seq = None
+    write_intent(reg, state.name, intent)
+    kill_point("transition.after_intent")
+    done: list[int] = []
     try:
-        for old in replaced:
-            writer.set_stage(
-                state, old, "archived",
-                _audit(kind, "production", "archived", evidence_run_id, f"replaced by v{version}", at, by),
-            )  # fmt: skip
-        writer.set_stage(
-            state, version, target, _audit(kind, current, target, evidence_run_id, reason, at, by)
-        )
-        for stage, aliases in STAGE_ALIASES.items():
-            for alias in aliases:
-                if stage == target:
-                    writer.set_alias(state, alias, version)
-                elif state.aliases.get(alias) == version or (state.aliases.get(alias) in replaced):
-                    writer.set_alias(state, alias, None)
-        event = {
-            "kind": kind,
-            "version": version,
-            "variant": state.versions[version].tags.get("sensorops.variant"),
-            "from": current,
-            "to": target,
-            "replaced": replaced,
-            "at": at,
-            "by": by,
-            "evidence_run_id": evidence_run_id,
-            "reason": reason,
-            **extra_event,
-        }
-        seq = append_event(reg, state.name, event)
+        legacy = apply_steps(reg, state.name, steps, "transition.step", done)
+        lease.verify()
+        after = read_state(reg, state.name)
+        problems = [
+            p for p in consistency_problems(after, legacy=legacy) if p not in before_problems
+        ]
     except Exception as exc:
-        undo_errors = writer.rollback()
-        if seq is not None:
-            delete_event(reg, state.name, seq)
+        undo_errors = _undo(reg, state.name, intent, len(done))
         detail = f"; undo errors: {undo_errors}" if undo_errors else "; partial changes were undone"
         raise TransitionFailed(
             f"{kind} of {state.name} v{version} to {target} failed: {exc}{detail}"
         ) from exc
-    after = read_state(reg, state.name)
-    problems = consistency_problems(after, legacy=writer.legacy)
     if problems:
-        undo_errors = writer.rollback()
-        try:
-            delete_event(reg, state.name, seq)
-        except Exception as exc:  # report it with the other undo errors
-            undo_errors.append(f"history event #{seq}: {exc}")
+        undo_errors = _undo(reg, state.name, intent, len(steps))
         detail = f"; undo errors: {undo_errors}" if undo_errors else "; its changes were undone"
         raise TransitionFailed(
             f"registry inconsistent after {kind} of {state.name} v{version}: {problems}{detail}"
         )
+    kill_point("transition.before_clear")
+    clear_intent(reg, state.name)
     return TransitionResult(
         name=state.name,
         version=version,
@@ -324,6 +330,41 @@ def _apply(
         evidence_run_id=evidence_run_id,
         kind=kind,
     )
+
+
+def _undo(reg: Registry, name: str, intent: Intent, n_done: int) -> list[str]:
+    """Undo the first ``n_done`` steps of ``intent``: re-point the intent at their undo steps
+    (so a kill now is completed as an undo), apply them, clear it; the errors met on the way."""
+    errors = []
+    undo = intent.undo[len(intent.undo) - n_done :] if n_done else []
+    undo_intent = Intent(
+        kind="transition",
+        owner=intent.owner,
+        summary=f"undo of {intent.summary}",
+        steps=undo,
+        mode="undo",
+        id=intent.id,
+    )
+    try:
+        write_intent(reg, name, undo_intent)
+    except Exception as exc:  # keep undoing; the old intent (apply) stays for the repair
+        errors.append(f"intent: {exc}")
+    for step in undo:
+        try:
+            apply_step(reg, name, step)
+        except Exception as exc:  # keep undoing the rest
+            errors.append(str(exc))
+    if not errors:
+        try:
+            clear_intent(reg, name)
+        except Exception as exc:
+            errors.append(f"intent: {exc}")
+    return errors
+
+
+def repair(reg: Registry, name: str, lease: RegistryLease) -> Repair | None:
+    """Repair what a dead process left half-done on ``name`` (see :func:`repair_pending`)."""
+    return repair_pending(reg, name, lease.owner)
 
 
 def promote(
@@ -378,6 +419,7 @@ def promote(
         RegistryLease(reg, name, cfg.lock, purpose=f"promote v{version} to {target}") as lease,
         evidence_run(reg, cfg.experiment_name, f"promote-{name}-v{version}-{target}") as evidence,
     ):
+        repair(reg, name, lease)
         state = read_state(reg, name)
         vs = state.versions[version]
         report: GateReport = evaluate_gates(
@@ -429,6 +471,11 @@ def production_lineage(events: list[dict[str, Any]]) -> list[str]:
     """
     stack: list[str] = []
     for e in events:
+        if e.get("kind") == "repair":
+            for v, stage in (e.get("moves") or {}).items():
+                if stage != "production" and v in stack:
+                    stack.remove(v)
+            continue
         v = str(e.get("version"))
         if e.get("to") == "production":
             if e.get("kind") == "rollback":
@@ -466,6 +513,7 @@ def rollback(
         RegistryLease(reg, name, cfg.lock, purpose="rollback") as lease,
         evidence_run(reg, cfg.experiment_name, f"rollback-{name}") as evidence,
     ):
+        repair(reg, name, lease)
         state = read_state(reg, name)
         current = state.production
         if current is None:

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from sensorops.contracts.preprocessing import PreprocessingState
+from sensorops.faultpoints import kill_point
 from sensorops.model_input import ModelInput
 from sensorops.registry.client import Registry, connect
 from sensorops.registry.config import PromotionConfig
@@ -19,6 +20,7 @@ from sensorops.registry.register import (
     build_variants,
     lineage_tags,
     register_variants,
+    verify_lineage,
 )
 from sensorops.registry.transitions import promote, read_state
 
@@ -46,11 +48,13 @@ def register_from_reports(
         ``{"model_name": str, "tracking_uri": str, "versions": [RegisteredVersion.to_dict(), ...]}``.
     """
     reg = reg or connect(None)
+    verify_lineage(export_summary, comparison, training_summary, evaluation)
     specs = build_variants(export_summary, comparison, evaluation, config)
     common = lineage_tags(export_summary, dq_summary, training_summary)
     created = register_variants(
         specs, mi, config.model_name, common, reg=reg, config=config, preprocessing=preprocessing
     )
+    kill_point("promotion.after_register")
     return {
         "model_name": config.model_name,
         "tracking_uri": reg.uri,
@@ -66,8 +70,12 @@ def stage_registered(
 ) -> dict[str, Any]:
     """Promote the ``config.staging_variant`` version of ``registered`` to ``staging`` through the gates.
 
+    A rerun that registered nothing new finds the version already holding staging (or
+    production) and reports ``already_staging`` / ``already_production`` instead of promoting.
+
     Returns:
-        The ``rpt_promotion`` report: ``status`` (``staged`` or ``refused``), ``version``, the gate
+        The ``rpt_promotion`` report: ``status`` (``staged``, ``refused``, ``already_staging``
+        or ``already_production``), ``version``, ``archived`` (the previous staging holder), the gate
         report, the registered versions, and the model's aliases/stages afterwards.
 
     Raises:
@@ -84,6 +92,28 @@ def stage_registered(
         )
     version = chosen[0]["version"]
     report: dict[str, Any] = {"model_name": name, "version": version, "target": "staging"}
+    before = read_state(reg, name)
+    held = before.versions[version].stage if version in before.versions else None
+    if held in ("staging", "production") and before.aliases.get(held) == version:
+        # a rerun on the same artifact: that version already holds the stage
+        logger.warning("%s v%s is already in %s; nothing to stage", name, version, held)
+        report.update(status=f"already_{held}", gates={}, evidence_run_id=None, seq=None)
+    else:
+        report.update(_stage(reg, name, version, mi, config))
+    kill_point("promotion.after_stage")
+    state = read_state(reg, name)
+    report["registered"] = registered["versions"]
+    report["aliases"] = state.aliases
+    report["stages"] = {
+        v: s.stage for v, s in sorted(state.versions.items(), key=lambda kv: int(kv[0]))
+    }
+    return report
+
+
+def _stage(
+    reg: Registry, name: str, version: str, mi: ModelInput, config: PromotionConfig
+) -> dict[str, Any]:
+    report: dict[str, Any] = {}
     try:
         result = promote(
             reg, name, version, "staging", config=config, mi=mi, reason="promotion pipeline"
@@ -93,16 +123,17 @@ def stage_registered(
             gates=result.gates,
             evidence_run_id=result.evidence_run_id,
             seq=result.seq,
+            archived=result.replaced,
         )
     except GateRefused as exc:
+        now = read_state(reg, name)
+        if exc.gate == "stage_order" and now.aliases.get("staging") == version:
+            # a run of another checkout staged the same version while we waited for the lease
+            logger.warning("%s v%s was staged meanwhile by another run", name, version)
+            report.update(status="already_staging", gates={}, evidence_run_id=None, seq=None)
+            return report
         if config.fail_on_refusal:
             raise
         logger.warning("%s", exc)
         report.update(status="refused", refused_by=exc.gate, message=str(exc), gates=exc.report)
-    state = read_state(reg, name)
-    report["registered"] = registered["versions"]
-    report["aliases"] = state.aliases
-    report["stages"] = {
-        v: s.stage for v, s in sorted(state.versions.items(), key=lambda kv: int(kv[0]))
-    }
     return report

@@ -330,4 +330,9 @@ def launch_training(
     summary["mlflow_child_run_id"] = run.run_id if run is not None else None
     summary["mlflow_parent_run_id"] = run.parent_run_id if run is not None else None
     summary["resolved_config"] = str(config_path)
+    best = Path(str(summary.get("best_checkpoint", "")))
+    if best.is_file():  # content-addressed lineage: export and compression verify this hash
+        from sensorops.modeling.metrics import file_sha256
+
+        summary["best_checkpoint_sha256"] = file_sha256(best)
     return summary

@@ -84,7 +84,11 @@ def evaluate_model(
     cfg = EvaluationConfig.from_dict(params)
     summary = TrainingSummary.from_dict(training_summary)
     result = evaluate_checkpoint(summary.checkpoint(), model_input, cfg)
-    report = {**result.report, "mlflow_training_run_id": summary.mlflow_child_run_id}
+    report = {
+        **result.report,
+        "mlflow_training_run_id": summary.mlflow_child_run_id,
+        "checkpoint_sha256": summary.best_checkpoint_sha256,  # lineage check at promotion
+    }
     return (
         report,
         result.predictions,
