@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from sensorops.architectures import ARCHITECTURES
+from sensorops.training.augment import AugmentConfig
+from sensorops.training.curriculum import CurriculumConfig
 
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "tf32", "bf16", "fp16")
 BACKENDS: tuple[str, ...] = ("auto", "gloo", "nccl")
@@ -27,6 +29,9 @@ RDZV_BACKENDS: tuple[str, ...] = ("c10d", "static", "etcd", "etcd-v2")
 VAL_METRICS: tuple[str, ...] = ("val_accuracy", "val_macro_f1", "val_loss")
 RESUME_MODES: tuple[str, ...] = ("auto", "never", "must")
 PROGRESS_MODES: tuple[str, ...] = ("auto", "always", "never")
+TIE_BREAKS: tuple[str, ...] = ("val_loss", "later", "none")
+STRATEGIES: tuple[str, ...] = ("ddp", "zero1", "fsdp")
+CURRICULUM_SCORES: tuple[str, ...] = ("dtw_to_class_reference",)
 
 
 class ConfigError(ValueError):
@@ -157,9 +162,19 @@ class LoopConfig:
     label_smoothing: float = 0.0
     sync_batchnorm: bool = False
     """Convert BatchNorm to SyncBatchNorm (CUDA only; ignored with a warning on CPU)."""
+    min_steps: int | None = None
+    """Floor on optimizer steps: without ``max_steps``, training runs
+    ``max(epochs x steps_per_epoch, min_steps)`` steps (more epochs on small data), and early
+    stopping never stops before it. Null: no floor."""
+    tie_break: str = "val_loss"
+    """An epoch whose early-stopping metric TIES the best: ``val_loss`` (it becomes the best when
+    its validation loss is lower), ``later`` (always prefer the later checkpoint) or ``none``."""
 
     def validate(self, prefix: str) -> None:
         _number(f"{prefix}.epochs", self.epochs, minimum=1, integer=True)
+        if self.min_steps is not None:
+            _number(f"{prefix}.min_steps", self.min_steps, minimum=1, integer=True)
+        _choice(f"{prefix}.tie_break", self.tie_break, TIE_BREAKS)
         if self.max_steps is not None:
             _number(f"{prefix}.max_steps", self.max_steps, minimum=1, integer=True)
         _choice(f"{prefix}.early_stopping_metric", self.early_stopping_metric, VAL_METRICS)
@@ -292,6 +307,15 @@ class TrainingConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """CutMix / Mixup on training batches (never validation or test)."""
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    """Easy-to-hard pacing of the training pool."""
+    strategy: str = "ddp"
+    """Data-parallel strategy with more than one worker: ``ddp`` (replicated optimizer state),
+    ``zero1`` (``ZeroRedundancyOptimizer``: optimizer state sharded across ranks) or ``fsdp``
+    (FSDP2 ``fully_shard``: parameters, gradients and optimizer state sharded). Checkpoints are
+    consolidated (full state dicts) under every strategy."""
     precision: str = "auto"
     """``fp32``, ``tf32``, ``bf16`` (autocast), ``fp16`` (autocast + dynamic loss scaling) or
     ``auto`` (bf16 on GPUs that support it, else fp32)."""
@@ -315,6 +339,7 @@ class TrainingConfig:
             if dataclasses.is_dataclass(value):
                 value.validate(f"training.trainer.{f.name}")
         _choice("training.trainer.precision", self.precision, PRECISIONS)
+        _choice("training.trainer.strategy", self.strategy, STRATEGIES)
         _number("training.trainer.seed", self.seed, minimum=0, integer=True)
         if not isinstance(self.deterministic, bool):
             raise ConfigError(

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from sensorops.architectures import ModelSpec, build_model, count_parameters
 from sensorops.model_input import ModelInput, model_input_digests
+from sensorops.training.augment import BatchAugmenter
 from sensorops.training.checkpoint import (
     BEST,
     LAST,
@@ -31,9 +31,11 @@ from sensorops.training.checkpoint import (
     set_rng_state,
 )
 from sensorops.training.config import TrainingConfig
+from sensorops.training.curriculum import Curriculum
 from sensorops.training.data import ShardedBatches, SplitTensors, shard_indices, split_tensors
 from sensorops.training.distributed import (
     DistContext,
+    ParallelStrategy,
     all_reduce_sum,
     barrier,
     broadcast_object,
@@ -41,7 +43,7 @@ from sensorops.training.distributed import (
 )
 from sensorops.training.faults import maybe_die
 from sensorops.training.metrics import metrics_from_confusion
-from sensorops.training.optim import build_optimizer, build_scheduler
+from sensorops.training.optim import build_optimizer, build_scheduler, param_groups
 from sensorops.training.precision import resolve_precision
 from sensorops.training.run_logging import RunLogger
 
@@ -54,6 +56,15 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def plan_steps(cfg: TrainingConfig, steps_per_epoch: int) -> tuple[int, int]:
+    """``(total optimizer steps, epoch limit)``: ``max_steps`` when set (epochs still bound it),
+    else ``max(epochs x steps_per_epoch, min_steps)``, with as many epochs as that needs."""
+    if cfg.loop.max_steps is not None:
+        return cfg.loop.max_steps, cfg.loop.epochs
+    total = max(cfg.loop.epochs * steps_per_epoch, cfg.loop.min_steps or 0)
+    return total, max(cfg.loop.epochs, math.ceil(total / steps_per_epoch))
 
 
 def micro_batch_size(cfg: TrainingConfig, world_size: int) -> int:
@@ -111,6 +122,7 @@ class TrainState:
     epoch_steps_done: int = 0
     best_metric: float | None = None
     best_step: int | None = None
+    best_val_loss: float | None = None
     bad_epochs: int = 0
     completed: bool = False
     history: list[dict[str, float | None]] = field(default_factory=list)
@@ -161,21 +173,33 @@ class Trainer:
             len(self.train), self.micro, ctx.world_size, ctx.rank, cfg.seed
         )
         self.steps_per_epoch = max(1, math.ceil(len(self.batches) / self.accum))
-        self.total_steps = cfg.loop.max_steps or cfg.loop.epochs * self.steps_per_epoch
+        self.total_steps, self.max_epochs = plan_steps(cfg, self.steps_per_epoch)
 
         seed_everything(cfg.seed)  # identical initial weights on every rank
         model = build_model(self.spec).to(ctx.device)
         model = maybe_sync_batchnorm(model, cfg.loop.sync_batchnorm, ctx.device, ctx.distributed)
         self.model = model
-        self.ddp: nn.Module = model
-        if ctx.distributed:
-            self.ddp = DDP(
-                model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+        self.strategy = ParallelStrategy(cfg.strategy, ctx)
+        self.ddp: nn.Module = self.strategy.wrap(model)  # DDP, DDP + ZeRO-1, or FSDP2 in place
+        if self.strategy.active in ("zero1", "fsdp"):
+            o = cfg.optimizer
+            self.optimizer = self.strategy.optimizer(
+                param_groups(model, o.weight_decay), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps
             )
-        self.optimizer = build_optimizer(model, cfg.optimizer)
+        else:
+            self.optimizer = build_optimizer(model, cfg.optimizer)
         self.scheduler = build_scheduler(self.optimizer, self.total_steps, cfg.schedule)
         self.scaler = self.policy.make_scaler()
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.loop.label_smoothing)
+        # train-split-only hooks: CutMix/Mixup on each micro-batch, curriculum on its indices
+        self.augmenter = BatchAugmenter(cfg.augment, mi.n_classes, cfg.seed + 1000 * ctx.rank + 2)
+        self.curriculum = (
+            Curriculum(
+                cfg.curriculum, mi.X["train"], mi.y["train"], self.total_steps, cfg.seed + ctx.rank
+            )
+            if cfg.curriculum.enabled
+            else None
+        )
         self.state = TrainState()
         self.resumed_from_step: int | None = None
         self._validation_seconds = 0.0
@@ -186,12 +210,18 @@ class Trainer:
         seed_everything(cfg.seed + 1000 * ctx.rank + 1)  # per-rank randomness (dropout)
 
     # -- checkpoints -----------------------------------------------------------------------
-    def _checkpoint_state(self, rng_all: list[Any], val_metric: float | None) -> dict[str, Any]:
+    def _checkpoint_state(
+        self,
+        rng_all: list[Any],
+        val_metric: float | None,
+        model_state: dict[str, Any],
+        optimizer_state: dict[str, Any] | None,
+    ) -> dict[str, Any]:
         s = self.state
         return {
             "model_spec": self.spec.to_dict(),
-            "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
+            "model_state": model_state,  # consolidated (full) under every strategy
+            "optimizer": optimizer_state,
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": rng_all,
@@ -202,6 +232,7 @@ class Trainer:
                 "epoch_steps_done": s.epoch_steps_done,
                 "best_metric": s.best_metric,
                 "best_step": s.best_step,
+                "best_val_loss": s.best_val_loss,
                 "bad_epochs": s.bad_epochs,
                 "completed": s.completed,
                 "history": s.history,
@@ -225,8 +256,10 @@ class Trainer:
         """Collective: gathers every rank's RNG state; rank 0 writes the named checkpoint files."""
         t0 = time.perf_counter()
         rng_all = gather_object(rng_state(self.ctx.device), self.ctx)
+        model_state = self.strategy.model_state(self.model)  # collectives under zero1/fsdp
+        optimizer_state = self.strategy.optimizer_state(self.model, self.optimizer)
         if self.ctx.is_main:
-            state = self._checkpoint_state(rng_all, val_metric)
+            state = self._checkpoint_state(rng_all, val_metric, model_state, optimizer_state)
             for name in which:
                 save_checkpoint(self.ckpt_dir / name, state)
         barrier(self.ctx)
@@ -240,8 +273,7 @@ class Trainer:
         ckpt = broadcast_object(ckpt, self.ctx)
         if ckpt is None:
             return
-        self.model.load_state_dict(ckpt["model_state"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.strategy.load(self.model, self.optimizer, ckpt["model_state"], ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
         ts = ckpt["train_state"]
@@ -252,6 +284,7 @@ class Trainer:
         else:
             seed_everything(self.cfg.seed + 1000 * self.ctx.rank + 1 + self.state.step)
         self.resumed_from_step = self.state.step
+        self.augmenter.reseed(self.state.step)
         logger.info(
             "rank %d resumed from step %d (epoch %d)",
             self.ctx.rank,
@@ -288,14 +321,24 @@ class Trainer:
             "val_macro_f1": m["macro_f1"],
         }
 
-    def _improved(self, value: float) -> bool:
+    def _improved(self, value: float, val_loss: float | None = None) -> bool:
         best = self.state.best_metric
         if best is None:
             return True
         delta = self.cfg.loop.min_delta
         if self.cfg.loop.early_stopping_metric in LOWER_IS_BETTER:
-            return value < best - delta
-        return value > best + delta
+            better = value < best - delta
+        else:
+            better = value > best + delta
+        if better or value != best:
+            return better
+        # a tie with the best: broken by validation loss, or by preferring the later checkpoint
+        tie_break = self.cfg.loop.tie_break
+        if tie_break == "later":
+            return True
+        if tie_break == "val_loss" and val_loss is not None:
+            return self.state.best_val_loss is None or val_loss < self.state.best_val_loss
+        return False
 
     # -- training --------------------------------------------------------------------------
     def _optimizer_step(self, micro_idx: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -303,12 +346,16 @@ class Trainer:
         n = len(micro_idx)
         total = torch.zeros((), device=self.ctx.device)
         for i, sel in enumerate(micro_idx):
+            if self.curriculum is not None:
+                sel = self.curriculum.restrict(sel, self.state.step)
             sel = sel.to(self.train.X.device)
             x = self.train.X[sel].to(self.ctx.device, non_blocking=True)
             y = self.train.y[sel].to(self.ctx.device, non_blocking=True)
+            if self.cfg.augment.enabled:
+                x, y = self.augmenter(x, y)  # soft labels (batch, n_classes)
             sync = contextlib.nullcontext()
             if self.ctx.distributed and i < n - 1:
-                sync = self.ddp.no_sync()  # type: ignore[operator]
+                sync = self.strategy.no_sync(self.ddp)
             with sync:
                 with self.policy.autocast():
                     loss = self.loss_fn(self.ddp(x), y) / n
@@ -327,7 +374,7 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        return norm.detach()
+        return self.strategy.local_norm(norm.detach())
 
     def fit(self, stop_after_step: int | None = None) -> dict[str, Any]:
         """Train to the end (or to ``stop_after_step``, for tests); returns the run summary (all ranks)."""
@@ -350,7 +397,7 @@ class Trainer:
                     "world_size": self.ctx.world_size,
                 }
             )
-        while not s.completed and s.epoch < cfg.loop.epochs and s.step < self.total_steps:
+        while not s.completed and s.epoch < self.max_epochs and s.step < self.total_steps:
             self.batches.set_epoch(s.epoch)
             micro_iter = self.batches.iter_from(skip=s.epoch_steps_done * self.accum)
             while s.step < self.total_steps:
@@ -397,16 +444,23 @@ class Trainer:
         self._validation_cpu_seconds += time.process_time() - c0
         metrics["epoch"] = float(s.epoch)
         s.history.append({"step": float(s.step), "train_loss": self._mean_epoch_loss(), **metrics})
+        if self.curriculum is not None:
+            metrics["curriculum_pool_fraction"] = self.curriculum.fraction(s.step)
         value = metrics[cfg.loop.early_stopping_metric]
-        improved = self._improved(value)
+        improved = self._improved(value, metrics["val_loss"])
         if improved:
             s.best_metric, s.best_step, s.bad_epochs = value, s.step, 0
+            s.best_val_loss = metrics["val_loss"]
         else:
             s.bad_epochs += 1
         s.epoch += 1
         s.epoch_steps_done = 0
         patience = cfg.loop.early_stopping_patience
-        stop = patience is not None and s.bad_epochs >= patience
+        stop = (
+            patience is not None
+            and s.bad_epochs >= patience
+            and s.step >= (cfg.loop.min_steps or 0)
+        )
         if stop:
             s.completed = True
             self._stopped_early = True
