@@ -64,7 +64,7 @@ def test_strategy_resumes_after_a_killed_worker(
     summary = _run(tmp_path / "run", strategy, launch={"max_restarts": 1})
     assert marker.read_text().startswith("rank 1 killed at step 6")
     assert summary["restart_count"] == 1
-    assert summary["resumed_from_step"] == 4
+    assert summary["resumed_from_step"] == 5  # the epoch-end checkpoint (5 steps per epoch)
     assert summary["final_step"] == summary["total_steps"]
 
 

@@ -166,6 +166,9 @@ class LoopConfig:
     """Floor on optimizer steps: without ``max_steps``, training runs
     ``max(epochs x steps_per_epoch, min_steps)`` steps (more epochs on small data), and early
     stopping never stops before it. Null: no floor."""
+    eval_every_n_steps: int | None = None
+    """Validate at the first epoch end at least this many steps after the last validation (on
+    small data one epoch is one step); null: every epoch. Patience counts validations."""
     tie_break: str = "val_loss"
     """An epoch whose early-stopping metric TIES the best: ``val_loss`` (it becomes the best when
     its validation loss is lower), ``later`` (always prefer the later checkpoint) or ``none``."""
@@ -175,6 +178,10 @@ class LoopConfig:
         if self.min_steps is not None:
             _number(f"{prefix}.min_steps", self.min_steps, minimum=1, integer=True)
         _choice(f"{prefix}.tie_break", self.tie_break, TIE_BREAKS)
+        if self.eval_every_n_steps is not None:
+            _number(
+                f"{prefix}.eval_every_n_steps", self.eval_every_n_steps, minimum=1, integer=True
+            )
         if self.max_steps is not None:
             _number(f"{prefix}.max_steps", self.max_steps, minimum=1, integer=True)
         _choice(f"{prefix}.early_stopping_metric", self.early_stopping_metric, VAL_METRICS)

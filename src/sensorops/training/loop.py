@@ -174,6 +174,10 @@ class Trainer:
         )
         self.steps_per_epoch = max(1, math.ceil(len(self.batches) / self.accum))
         self.total_steps, self.max_epochs = plan_steps(cfg, self.steps_per_epoch)
+        # validate (and pick the best checkpoint) every epoch, or every k epochs on tiny data
+        self.epochs_per_eval = max(
+            1, math.ceil((cfg.loop.eval_every_n_steps or 1) / self.steps_per_epoch)
+        )
 
         seed_everything(cfg.seed)  # identical initial weights on every rank
         model = build_model(self.spec).to(ctx.device)
@@ -426,6 +430,13 @@ class Trainer:
                     return self._summary(started, samples, busy, interrupted=True)
             self._log_pending(pending, global_batch)
             pending = []
+            if (
+                (s.epoch + 1) % self.epochs_per_eval
+                and s.step < self.total_steps
+                and s.epoch + 1 < self.max_epochs
+            ):
+                s.epoch, s.epoch_steps_done = s.epoch + 1, 0  # no validation in this epoch
+                continue
             stop = self._end_epoch()
             if stop:
                 break
