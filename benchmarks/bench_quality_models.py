@@ -79,7 +79,7 @@ def run_ingestion(project: Path, name: str) -> None:
     params = ",".join(["ingestion.ablation.enabled=false", *dataset_params(name)])
     uri = f"sqlite:///{project / 'mlflow.db'}"
     done = run_kedro(
-        project, ["run", "--pipelines=ingestion", "--pipeline=ingestion", f"--params={params}"], uri
+        project, ["run", "--pipelines=ingestion", f"--params={params}"], uri
     )
     if done.returncode != 0:
         raise SystemExit(
