@@ -78,9 +78,7 @@ def run_ingestion(project: Path, name: str) -> None:
     copy_project(ROOT, project)
     params = ",".join(["ingestion.ablation.enabled=false", *dataset_params(name)])
     uri = f"sqlite:///{project / 'mlflow.db'}"
-    done = run_kedro(
-        project, ["run", "--pipelines=ingestion", f"--params={params}"], uri
-    )
+    done = run_kedro(project, ["run", "--pipelines=ingestion", f"--params={params}"], uri)
     if done.returncode != 0:
         raise SystemExit(
             f"ingestion of {name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -99,8 +97,11 @@ def main() -> None:
     ap.add_argument("--models", default="default", help="comma list; 'default' = conf/base's")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--override", default="{}", help="JSON merged into training.trainer")
-    ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--markdown", action="store_true", help="also print the README table (stderr)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: basicmotions, seed 0")
     args = ap.parse_args()
+    if args.quick:
+        args.datasets, args.seeds = "basicmotions", "0"
     base = yaml.safe_load((ROOT / "conf/base/parameters_training.yml").read_text())["training"]
     override = json.loads(args.override)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -181,12 +182,13 @@ def main() -> None:
                         "override": override,
                     }
                 )
-    print(json.dumps({"results": rows}, indent=1))
     if args.markdown:
+        out = sys.stderr
         print(
-            "| dataset | model | test accuracy (mean ± std, seeds) | 1-NN DTW textbook | band | preprocessed |"
+            "| dataset | model | test accuracy (mean ± std, seeds) | 1-NN DTW textbook | band | preprocessed |",
+            file=out,
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|", file=out)
         for r in rows:
             b = r["baselines"] or {}
 
@@ -196,8 +198,10 @@ def main() -> None:
             print(
                 f"| {r['dataset']} | {r['model']} | {r['mean']:.3f} ± {r['std']:.3f} ({len(r['seeds'])}) | "
                 f"{get('baseline_textbook_1nn_dtw')} | {get('baseline_textbook_1nn_dtw_sakoe_chiba')} | "
-                f"{get('baseline_1nn_dtw')} |"
+                f"{get('baseline_1nn_dtw')} |",
+                file=out,
             )
+    print(json.dumps({"benchmark": "quality_models", "results": rows}))
 
 
 if __name__ == "__main__":
