@@ -67,6 +67,8 @@ class EvaluationConfig:
     """Cap on textbook reference series (stratified by class, seeded with ``seed``); null = all."""
     baseline_tslearn_max_cells: float = 2.0e9
     """Above this many DTW cells (test x references x length^2) use the project's numba kernel."""
+    baseline_tslearn_max_pairs: int = 20000
+    """... or above this many (test, reference) pairs: tslearn pays ~0.15 ms of Python per pair."""
 
     def __post_init__(self) -> None:
         if (
@@ -98,6 +100,12 @@ class EvaluationConfig:
             raise ConfigError(
                 "training.evaluation.baseline_tslearn_max_cells must be a number >= 0; "
                 f"got {cells!r}"
+            )
+        pairs = self.baseline_tslearn_max_pairs
+        if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 0:
+            raise ConfigError(
+                "training.evaluation.baseline_tslearn_max_pairs must be an integer >= 0; "
+                f"got {pairs!r}"
             )
         for key in ("dtw_sakoe_chiba_radius", "dtw_max_train_series", "baseline_max_references"):
             value = getattr(self, key)
@@ -388,15 +396,18 @@ def textbook_1nn_dtw(
 
     ``engine``: ``tslearn`` (``KNeighborsTimeSeriesClassifier``, the textbook implementation),
     ``numba`` (:func:`dtw_cdist`, distance-exact), or ``auto`` (tslearn up to
-    ``cfg.baseline_tslearn_max_cells`` DTW cells, else numba).
+    ``cfg.baseline_tslearn_max_cells`` DTW cells and ``cfg.baseline_tslearn_max_pairs`` pairs,
+    else numba).
     """
     lengths_r = np.array([len(v) for v in data.references])
     lengths_q = np.array([len(v) for v in data.queries])
     cells = float(lengths_q.sum()) * float(lengths_r.sum())
     if band_fraction is not None:
         cells *= min(1.0, 2 * band_fraction)
+    pairs = len(data.queries) * len(data.references)
     if engine == "auto":
-        engine = "tslearn" if cells <= cfg.baseline_tslearn_max_cells else "numba"
+        small = cells <= cfg.baseline_tslearn_max_cells and pairs <= cfg.baseline_tslearn_max_pairs
+        engine = "tslearn" if small else "numba"
     t0 = time.perf_counter()
     radius = None
     if band_fraction is not None:
