@@ -57,3 +57,12 @@ def test_a_tie_is_broken_by_validation_loss_or_the_later_checkpoint(
     assert trainer._improved(1.0, val_loss) is improved
     assert trainer._improved(0.9, 0.01) is False  # worse accuracy never wins on loss
     assert trainer._improved(1.01, 9.0) is True
+
+
+def test_curriculum_pool_share_is_in_the_history(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, min_steps=8, early_stopping_patience=None).replace(
+        curriculum={"enabled": True, "start_fraction": 0.5, "pace_share": 0.5}
+    )
+    summary = Trainer(cfg, CPU, make_model_input(n_per_class=8, length=16)).fit()
+    shares = [h["curriculum_pool_fraction"] for h in summary["history"]]
+    assert shares[0] < 1.0 and shares[-1] == 1.0 and shares == sorted(shares)

@@ -454,9 +454,9 @@ class Trainer:
         self._validation_seconds += time.perf_counter() - t0
         self._validation_cpu_seconds += time.process_time() - c0
         metrics["epoch"] = float(s.epoch)
-        s.history.append({"step": float(s.step), "train_loss": self._mean_epoch_loss(), **metrics})
         if self.curriculum is not None:
             metrics["curriculum_pool_fraction"] = self.curriculum.fraction(s.step)
+        s.history.append({"step": float(s.step), "train_loss": self._mean_epoch_loss(), **metrics})
         value = metrics[cfg.loop.early_stopping_metric]
         improved = self._improved(value, metrics["val_loss"])
         if improved:
