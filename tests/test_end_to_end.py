@@ -208,7 +208,10 @@ def test_promote_to_production_then_roll_back(
     second = candidates[0]
 
     promoted = _sensorops(
-        project, ["promote", name, first, "--to", "production", "--reason", "e2e"], mlflow_server
+        project,
+        # --env test: its wide baseline margin (the tiny model is below its 1-NN DTW baseline)
+        ["promote", name, first, "--to", "production", "--reason", "e2e", "--env", "test"],
+        mlflow_server,
     )
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     assert client.get_model_version_by_alias(name, "production").version == first
@@ -217,7 +220,7 @@ def test_promote_to_production_then_roll_back(
     for target in ("staging", "production"):
         step = _sensorops(
             project,
-            ["promote", name, second, "--to", target, "--margin-points", "100"],
+            ["promote", name, second, "--to", target, "--margin-points", "100", "--env", "test"],
             mlflow_server,
         )
         assert step.returncode == 0, step.stdout + step.stderr

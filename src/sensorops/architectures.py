@@ -31,7 +31,7 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-ARCHITECTURES: tuple[str, ...] = ("lstm_attention", "resnet1d", "transformer")
+ARCHITECTURES: tuple[str, ...] = ("lstm_attention", "resnet1d", "transformer", "gat")
 CHECKPOINT_FORMAT_VERSION = 1
 CHECKPOINT_KEYS: tuple[str, ...] = ("model_spec", "model_state", "metadata")
 
@@ -86,6 +86,11 @@ class ModelSpec:
         ):
             raise ValueError(f"model.dropout must be a float in [0, 1); got {self.dropout!r}")
         self.dropout = float(self.dropout)
+        if self.name == "gat" and self.hidden % self.heads:
+            raise ValueError(
+                f"model.hidden must be divisible by model.heads for gat; "
+                f"got hidden={self.hidden}, heads={self.heads}"
+            )
         if self.name == "transformer":
             if self.hidden % self.heads:
                 raise ValueError(
@@ -244,7 +249,93 @@ class TransformerClassifier(nn.Module):
         return self.head(self.drop(self.pool(self.norm(h))))
 
 
+class _GraphAttention(nn.Module):
+    """One multi-head graph-attention layer (GAT, Velickovic et al. 2018) over a dense graph of
+    ``n_nodes`` nodes, with a learned additive adjacency bias ``(n_nodes, n_nodes)`` per head.
+
+    ``h`` ``(batch, n_nodes, dim)`` -> ``(batch, n_nodes, dim)`` (pre-norm, residual).
+    """
+
+    def __init__(self, dim: int, heads: int, n_nodes: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.norm = nn.LayerNorm(dim)
+        self.proj = nn.Linear(dim, dim, bias=False)
+        self.att_src = nn.Parameter(torch.zeros(heads, self.head_dim))
+        self.att_dst = nn.Parameter(torch.zeros(heads, self.head_dim))
+        nn.init.xavier_uniform_(self.att_src)
+        nn.init.xavier_uniform_(self.att_dst)
+        # learned adjacency (logit bias): starts as the complete graph, training sharpens it
+        self.adjacency = nn.Parameter(torch.zeros(heads, n_nodes, n_nodes))
+        self.out = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        b, n, d = h.shape
+        z = self.proj(self.norm(h)).reshape(b, n, self.heads, self.head_dim)  # (B, N, H, Dh)
+        src = (z * self.att_src).sum(-1)  # (B, N, H): score of node i as the receiver
+        dst = (z * self.att_dst).sum(-1)  # (B, N, H): score of node j as the sender
+        e = src.transpose(1, 2)[:, :, :, None] + dst.transpose(1, 2)[:, :, None, :]  # (B,H,N,N)
+        e = nn.functional.leaky_relu(e, 0.2) + self.adjacency[None]
+        alpha = self.drop(torch.softmax(e, dim=-1))
+        msg = torch.matmul(alpha, z.transpose(1, 2))  # (B, H, N, Dh)
+        msg = msg.transpose(1, 2).reshape(b, n, d)
+        return h + self.drop(self.out(nn.functional.elu(msg)))
+
+
+class ChannelGAT(nn.Module):
+    """Graph network over channels: each channel is a node with its own temporal encoding.
+
+    1. Per-node temporal encoder (weights shared by all nodes): two dilated Conv1d + BatchNorm
+       + ReLU blocks on each channel alone, then mean and max over time -> ``(B, C, hidden)``,
+       plus a learned embedding per node (which sensor it is).
+    2. ``layers`` graph-attention layers among the channel nodes (:class:`_GraphAttention`, a
+       learned adjacency bias per head, ``heads`` heads).
+    3. Mean and max over nodes -> linear head.
+
+    Any length and batch at inference time; the number of channels is fixed by the graph.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        h = spec.hidden
+        half = max(1, h // 2)
+        self.encoder = nn.Sequential(
+            nn.Conv1d(1, half, kernel_size=7, padding=3, bias=False),
+            nn.BatchNorm1d(half),
+            nn.ReLU(),
+            nn.Conv1d(half, half, kernel_size=5, padding=4, dilation=2, bias=False),
+            nn.BatchNorm1d(half),
+            nn.ReLU(),
+        )
+        self.node_in = nn.Linear(2 * half, h)
+        self.node_embedding = nn.Parameter(torch.zeros(spec.n_channels, h))
+        nn.init.normal_(self.node_embedding, std=0.02)
+        self.layers = nn.ModuleList(
+            [
+                _GraphAttention(h, spec.heads, spec.n_channels, spec.dropout)
+                for _ in range(spec.layers)
+            ]
+        )
+        self.norm = nn.LayerNorm(h)
+        self.drop = nn.Dropout(spec.dropout)
+        self.head = nn.Linear(2 * h, spec.n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``(batch, time, channels)`` -> logits ``(batch, n_classes)``."""
+        b, t, c = x.shape
+        per_node = x.transpose(1, 2).reshape(b * c, 1, t)  # every channel alone
+        f = self.encoder(per_node)  # (B*C, half, T)
+        f = torch.cat((f.mean(dim=2), f.amax(dim=2)), dim=1).reshape(b, c, -1)
+        h = self.node_in(f) + self.node_embedding[None]
+        for layer in self.layers:
+            h = layer(h)
+        h = self.norm(h)
+        return self.head(self.drop(torch.cat((h.mean(dim=1), h.amax(dim=1)), dim=1)))
+
+
 _BUILDERS: dict[str, type[nn.Module]] = {
+    "gat": ChannelGAT,
     "lstm_attention": LSTMAttention,
     "resnet1d": ResNet1D,
     "transformer": TransformerClassifier,

@@ -15,7 +15,7 @@ from sensorops.modeling.finetune import finetune
 N_CHANNELS = 3
 LENGTH = 32
 CLASSES = ("slow", "medium", "fast")
-EPOCHS = {"lstm_attention": 10, "resnet1d": 15, "transformer": 5}
+EPOCHS = {"lstm_attention": 10, "resnet1d": 15, "transformer": 5, "gat": 10}
 
 
 def make_model_input(seed: int = 0, n_per_class: dict[str, int] | None = None) -> ModelInput:

@@ -46,6 +46,7 @@ def test_promote_through_every_stage_with_aliases_legacy_stages_and_audit(
         "data_quality",
         "parity",
         "compression",
+        "beats_baseline",
         "no_regression",
     ]
     regression = r.gates["results"][-1]["numbers"]

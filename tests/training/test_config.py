@@ -18,7 +18,7 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
     [
         (
             {"model": {"name": "gru"}},
-            r"training\.trainer\.model\.name must be one of \['lstm_attention', 'resnet1d', 'transformer'\]; got 'gru'",
+            r"training\.trainer\.model\.name must be one of \['lstm_attention', 'resnet1d', 'transformer', 'gat'\]; got 'gru'",
         ),
         (
             {"optimzer": {}},

@@ -28,6 +28,11 @@ class GateConfig(_Strict):
         staging_margin_points: allowed drop, in percentage points of ``regression_metric``, of the
             candidate below current production before promotion to staging is refused.
         production_margin_points: same, before promotion to production.
+        require_beats_baseline: refuse staging/production of a model whose test
+            ``regression_metric`` is below the same run's 1-NN DTW baseline minus
+            ``baseline_margin_points`` (see :mod:`sensorops.registry.baseline_gate`).
+        baseline_margin_points: allowed shortfall below that baseline, in percentage points.
+        allow_below_baseline: the explicit override: stage it anyway (the report says so).
     """
 
     require_dq_passed: bool = True
@@ -36,6 +41,9 @@ class GateConfig(_Strict):
     regression_metric: Metric = "accuracy"
     staging_margin_points: float = Field(default=2.0, ge=0.0, le=100.0)
     production_margin_points: float = Field(default=1.0, ge=0.0, le=100.0)
+    require_beats_baseline: bool = True
+    baseline_margin_points: float = Field(default=2.0, ge=0.0, le=100.0)
+    allow_below_baseline: bool = False
 
 
 class LockConfig(_Strict):

@@ -212,6 +212,8 @@ def evaluate_gates(
     Gates run in order and stop at the first failure (later gates would cost model loads for a
     promotion that is refused anyway). Moving to ``archived`` only checks the stage order.
     """
+    from sensorops.registry.baseline_gate import baseline_gate  # it imports GateResult from here
+
     results = [stage_order_gate(current_stage, target)]
     checks: list[Callable[[], GateResult]] = []
     if target in ("staging", "production"):
@@ -221,6 +223,8 @@ def evaluate_gates(
             checks.append(lambda: parity_gate(tags))
         if gates.require_compression_gate:
             checks.append(lambda: compression_gate(tags))
+        if gates.require_beats_baseline:
+            checks.append(lambda: baseline_gate(tags, gates.regression_metric, gates.baseline_margin_points, gates.allow_below_baseline))  # fmt: skip
         margin = (
             gates.staging_margin_points if target == "staging" else gates.production_margin_points
         )

@@ -25,6 +25,8 @@ from pydantic.dataclasses import dataclass
 from sensorops.architectures import ARCHITECTURES
 from sensorops.config_validation import STRICT_DATACLASS, StrictBool, StrictFloat, StrictInt, parse
 from sensorops.config_validation import ConfigError as _ConfigError
+from sensorops.training.augment import AugmentConfig
+from sensorops.training.curriculum import CurriculumConfig
 
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "tf32", "bf16", "fp16")
 BACKENDS: tuple[str, ...] = ("auto", "gloo", "nccl")
@@ -32,6 +34,9 @@ RDZV_BACKENDS: tuple[str, ...] = ("c10d", "static", "etcd", "etcd-v2")
 VAL_METRICS: tuple[str, ...] = ("val_accuracy", "val_macro_f1", "val_loss")
 RESUME_MODES: tuple[str, ...] = ("auto", "never", "must")
 PROGRESS_MODES: tuple[str, ...] = ("auto", "always", "never")
+TIE_BREAKS: tuple[str, ...] = ("val_loss", "later", "none")
+STRATEGIES: tuple[str, ...] = ("ddp", "zero1", "fsdp")
+CURRICULUM_SCORES: tuple[str, ...] = ("dtw_to_class_reference",)
 
 
 class TrainingConfigError(_ConfigError):
@@ -48,6 +53,8 @@ RdzvBackend = Literal[RDZV_BACKENDS]  # type: ignore[valid-type]
 ValMetric = Literal[VAL_METRICS]  # type: ignore[valid-type]
 ResumeMode = Literal[RESUME_MODES]  # type: ignore[valid-type]
 ProgressMode = Literal[PROGRESS_MODES]  # type: ignore[valid-type]
+TieBreak = Literal[TIE_BREAKS]  # type: ignore[valid-type]
+Strategy = Literal[STRATEGIES]  # type: ignore[valid-type]
 section = dataclass(config=STRICT_DATACLASS)
 
 
@@ -126,6 +133,16 @@ class LoopConfig:
     label_smoothing: StrictFloat = Field(0.0, ge=0.0, le=0.99)
     sync_batchnorm: StrictBool = False
     """Convert BatchNorm to SyncBatchNorm (CUDA only; ignored with a warning on CPU)."""
+    min_steps: StrictInt | None = Field(None, ge=1)
+    """Floor on optimizer steps: without ``max_steps``, training runs
+    ``max(epochs x steps_per_epoch, min_steps)`` steps (more epochs on small data), and early
+    stopping never stops before it. Null: no floor."""
+    eval_every_n_steps: StrictInt | None = Field(None, ge=1)
+    """Validate at the first epoch end at least this many steps after the last validation (on
+    small data one epoch is one step); null: every epoch. Patience counts validations."""
+    tie_break: TieBreak = "val_loss"
+    """An epoch whose early-stopping metric TIES the best: ``val_loss`` (it becomes the best when
+    its validation loss is lower), ``later`` (always prefer the later checkpoint) or ``none``."""
 
 
 @section
@@ -202,6 +219,15 @@ class TrainingConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """CutMix / Mixup on training batches (never validation or test)."""
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    """Easy-to-hard pacing of the training pool."""
+    strategy: Strategy = "ddp"
+    """Data-parallel strategy with more than one worker: ``ddp`` (replicated optimizer state),
+    ``zero1`` (``ZeroRedundancyOptimizer``: optimizer state sharded across ranks) or ``fsdp``
+    (FSDP2 ``fully_shard``: parameters, gradients and optimizer state sharded). Checkpoints are
+    consolidated (full state dicts) under every strategy."""
     precision: Precision = "auto"
     """``fp32``, ``tf32``, ``bf16`` (autocast), ``fp16`` (autocast + dynamic loss scaling) or
     ``auto`` (bf16 on GPUs that support it, else fp32)."""

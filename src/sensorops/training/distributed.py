@@ -146,3 +146,136 @@ def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
 def barrier(ctx: DistContext) -> None:
     if ctx.distributed:
         dist.barrier()
+
+
+# -- data-parallel strategies: ddp | zero1 | fsdp ---------------------------------------------
+
+
+class ParallelStrategy:
+    """How the model and optimizer are spread over the ranks (``training.trainer.strategy``).
+
+    - ``ddp``: ``DistributedDataParallel``; every rank holds the full optimizer state.
+    - ``zero1``: DDP for gradients plus ``torch.distributed.optim.ZeroRedundancyOptimizer``:
+      each rank keeps the AdamW state of its share of the parameters (ZeRO stage 1).
+    - ``fsdp``: FSDP2 ``torch.distributed.fsdp.fully_shard`` on a 1-D device mesh: parameters,
+      gradients and optimizer state are sharded (ZeRO stage 3).
+
+    Checkpoints are consolidated under every strategy: :meth:`model_state` and
+    :meth:`optimizer_state` are collectives (every rank calls them) that return full, unsharded
+    state dicts on rank 0, so a checkpoint exports and resumes the same whatever wrote it.
+    Without a process group every strategy is the plain model and optimizer.
+    """
+
+    def __init__(self, name: str, ctx: DistContext) -> None:
+        if name not in ("ddp", "zero1", "fsdp"):
+            raise ValueError(
+                f"training.trainer.strategy must be one of ['ddp', 'zero1', 'fsdp']; got {name!r}"
+            )
+        self.name = name
+        self.ctx = ctx
+        self.active = name if ctx.distributed else "none"
+
+    # -- building ------------------------------------------------------------------------
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module the training step calls (``model`` itself keeps the bare parameters)."""
+        if self.active in ("ddp", "zero1"):
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            device_ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
+            return DDP(model, device_ids=device_ids)
+        if self.active == "fsdp":
+            from torch.distributed.device_mesh import init_device_mesh
+            from torch.distributed.fsdp import fully_shard
+
+            mesh = init_device_mesh(self.ctx.device.type, (self.ctx.world_size,))
+            # one FSDP unit for the whole model: these classifiers are small; a per-block wrap
+            # only pays off when one block's full parameters would not fit on a device
+            fully_shard(model, mesh=mesh)
+        return model
+
+    def optimizer(self, groups: list[dict], **kwargs: Any) -> torch.optim.Optimizer:
+        """AdamW over ``groups`` (ZeRO-1-sharded under ``zero1``)."""
+        if self.active == "zero1":
+            from torch.distributed.optim import ZeroRedundancyOptimizer
+
+            return ZeroRedundancyOptimizer(groups, optimizer_class=torch.optim.AdamW, **kwargs)
+        return torch.optim.AdamW(groups, **kwargs)
+
+    def no_sync(self, module: torch.nn.Module) -> Any:
+        """Context for a micro-step whose gradients are not yet reduced (accumulation)."""
+        import contextlib
+
+        if self.active in ("ddp", "zero1"):
+            return module.no_sync()
+        if self.active == "fsdp":
+            return _fsdp_no_sync(module)
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def local_norm(norm: torch.Tensor) -> torch.Tensor:
+        """A plain tensor from ``clip_grad_norm_`` (FSDP2 returns a DTensor)."""
+        full = getattr(norm, "full_tensor", None)
+        return full() if callable(full) else norm
+
+    # -- consolidated state ----------------------------------------------------------------
+    def model_state(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        """Full CPU state dict of the bare model (collective under fsdp)."""
+        if self.active == "fsdp":
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_model_state_dict,
+            )
+
+            opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            return get_model_state_dict(model, options=opts)
+        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+    def optimizer_state(
+        self, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+    ) -> dict[str, Any] | None:
+        """Full optimizer state dict on rank 0 (``None`` elsewhere under zero1); collective."""
+        if self.active == "zero1":
+            optimizer.consolidate_state_dict(to=0)  # type: ignore[attr-defined]
+            return optimizer.state_dict() if self.ctx.is_main else None
+        if self.active == "fsdp":
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_optimizer_state_dict,
+            )
+
+            opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            return get_optimizer_state_dict(model, optimizer, options=opts)
+        return optimizer.state_dict()
+
+    def load(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        model_state: dict[str, Any],
+        optimizer_state: dict[str, Any],
+    ) -> None:
+        """Load consolidated state on every rank (each keeps its shard)."""
+        if self.active == "fsdp":
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_model_state_dict,
+                set_optimizer_state_dict,
+            )
+
+            opts = StateDictOptions(full_state_dict=True)
+            set_model_state_dict(model, model_state, options=opts)
+            set_optimizer_state_dict(model, optimizer, optimizer_state, options=opts)
+            return
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(optimizer_state)
+
+
+class _fsdp_no_sync:
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module = module
+
+    def __enter__(self) -> None:
+        self.module.set_requires_gradient_sync(False)  # type: ignore[operator]
+
+    def __exit__(self, *exc: object) -> None:
+        self.module.set_requires_gradient_sync(True)  # type: ignore[operator]

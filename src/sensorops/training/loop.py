@@ -32,10 +32,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from sensorops.architectures import ModelSpec, build_model, count_parameters
 from sensorops.model_input import ModelInput, model_input_digests
+from sensorops.training.augment import BatchAugmenter
 from sensorops.training.callbacks import (
     Callback,
     MetricsLogger,
@@ -55,16 +55,18 @@ from sensorops.training.checkpoint import (
     set_rng_state,
 )
 from sensorops.training.config import TrainingConfig
+from sensorops.training.curriculum import Curriculum
 from sensorops.training.data import ShardedBatches, SplitTensors, shard_indices, split_tensors
 from sensorops.training.distributed import (
     DistContext,
+    ParallelStrategy,
     all_reduce_sum,
     barrier,
     broadcast_object,
     gather_object,
 )
 from sensorops.training.metrics import metrics_from_confusion
-from sensorops.training.optim import build_optimizer, build_scheduler
+from sensorops.training.optim import build_optimizer, build_scheduler, param_groups
 from sensorops.training.precision import resolve_precision
 from sensorops.training.run_logging import RunLogger
 
@@ -77,6 +79,15 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def plan_steps(cfg: TrainingConfig, steps_per_epoch: int) -> tuple[int, int]:
+    """``(total optimizer steps, epoch limit)``: ``max_steps`` when set (epochs still bound it),
+    else ``max(epochs x steps_per_epoch, min_steps)``, with as many epochs as that needs."""
+    if cfg.loop.max_steps is not None:
+        return cfg.loop.max_steps, cfg.loop.epochs
+    total = max(cfg.loop.epochs * steps_per_epoch, cfg.loop.min_steps or 0)
+    return total, max(cfg.loop.epochs, math.ceil(total / steps_per_epoch))
 
 
 def micro_batch_size(cfg: TrainingConfig, world_size: int) -> int:
@@ -134,6 +145,7 @@ class TrainState:
     epoch_steps_done: int = 0
     best_metric: float | None = None
     best_step: int | None = None
+    best_val_loss: float | None = None
     bad_epochs: int = 0
     completed: bool = False
     history: list[dict[str, float | None]] = field(default_factory=list)
@@ -226,22 +238,38 @@ class Trainer:
         )
         self.batch_transform = batch_transform
         self.steps_per_epoch = max(1, math.ceil(len(self.batches) / self.accum))
-        self.total_steps = cfg.loop.max_steps or cfg.loop.epochs * self.steps_per_epoch
+        self.total_steps, self.max_epochs = plan_steps(cfg, self.steps_per_epoch)
+        # validate (and pick the best checkpoint) every epoch, or every k epochs on tiny data
+        self.epochs_per_eval = max(
+            1, math.ceil((cfg.loop.eval_every_n_steps or 1) / self.steps_per_epoch)
+        )
         self.callbacks: list[Callback] = [*default_callbacks(cfg, run_logger), *callbacks]
 
         seed_everything(cfg.seed)  # identical initial weights on every rank
         model = build_model(self.spec).to(ctx.device)
         model = maybe_sync_batchnorm(model, cfg.loop.sync_batchnorm, ctx.device, ctx.distributed)
         self.model = model
-        self.ddp: nn.Module = model
-        if ctx.distributed:
-            self.ddp = DDP(
-                model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+        self.strategy = ParallelStrategy(cfg.strategy, ctx)
+        self.ddp: nn.Module = self.strategy.wrap(model)  # DDP, DDP + ZeRO-1, or FSDP2 in place
+        if self.strategy.active in ("zero1", "fsdp"):
+            o = cfg.optimizer
+            self.optimizer = self.strategy.optimizer(
+                param_groups(model, o.weight_decay), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps
             )
-        self.optimizer = build_optimizer(model, cfg.optimizer)
+        else:
+            self.optimizer = build_optimizer(model, cfg.optimizer)
         self.scheduler = build_scheduler(self.optimizer, self.total_steps, cfg.schedule)
         self.scaler = self.policy.make_scaler()
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.loop.label_smoothing)
+        # train-split-only hooks: CutMix/Mixup on each micro-batch, curriculum on its indices
+        self.augmenter = BatchAugmenter(cfg.augment, mi.n_classes, cfg.seed + 1000 * ctx.rank + 2)
+        self.curriculum = (
+            Curriculum(
+                cfg.curriculum, mi.X["train"], mi.y["train"], self.total_steps, cfg.seed + ctx.rank
+            )
+            if cfg.curriculum.enabled
+            else None
+        )
         self.state = TrainState()
         self.resumed_from_step: int | None = None
         self._stop: _StopRequest | None = None
@@ -258,10 +286,13 @@ class Trainer:
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Model (CPU copies), optimizer, scheduler, scaler and loop counters (same on all ranks)."""
+        """Model (full CPU copy), optimizer (full on rank 0), scheduler, scaler and loop counters.
+
+        Collective under ``zero1``/``fsdp`` (every rank must call it): the strategy consolidates
+        the sharded model and optimizer state."""
         return {
-            "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
+            "model_state": self.strategy.model_state(self.model),
+            "optimizer": self.strategy.optimizer_state(self.model, self.optimizer),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "train_state": dataclasses.asdict(self.state),
@@ -271,8 +302,7 @@ class Trainer:
         """Restore what :meth:`state_dict` returned, or a checkpoint: with its ``rng`` list (one
         entry per rank of the run that saved it) this rank's RNG states come back too; from a run
         of another world size the per-rank seed rule is re-applied at the saved step instead."""
-        self.model.load_state_dict(state["model_state"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.strategy.load(self.model, self.optimizer, state["model_state"], state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         ts = state["train_state"]
@@ -284,11 +314,13 @@ class Trainer:
             seed_everything(self.cfg.seed + 1000 * self.ctx.rank + 1 + self.state.step)
 
     # -- checkpoints -----------------------------------------------------------------------
-    def _checkpoint_state(self, rng_all: list[Any], val_metric: float | None) -> dict[str, Any]:
+    def _checkpoint_state(
+        self, rng_all: list[Any], val_metric: float | None, state: dict[str, Any]
+    ) -> dict[str, Any]:
         s = self.state
         return {
             "model_spec": self.spec.to_dict(),
-            **self.state_dict(),
+            **state,  # model/optimizer consolidated (full) under every strategy
             "rng": rng_all,
             "config": self.cfg.to_dict(),
             "metadata": {
@@ -310,8 +342,9 @@ class Trainer:
         """Collective: gathers every rank's RNG state; rank 0 writes the named checkpoint files."""
         t0, c0 = time.perf_counter(), time.process_time()
         rng_all = gather_object(rng_state(self.ctx.device), self.ctx)
+        trainer_state = self.state_dict()  # collectives under zero1/fsdp
         if self.ctx.is_main:
-            state = self._checkpoint_state(rng_all, val_metric)
+            state = self._checkpoint_state(rng_all, val_metric, trainer_state)
             for name in which:
                 save_checkpoint(self.ckpt_dir / name, state)
         barrier(self.ctx)
@@ -332,6 +365,7 @@ class Trainer:
             return
         self.load_state_dict(ckpt)
         self.resumed_from_step = self.state.step
+        self.augmenter.reseed(self.state.step)
         logger.info(
             "rank %d resumed from step %d (epoch %d)",
             self.ctx.rank,
@@ -377,14 +411,24 @@ class Trainer:
             "val_macro_f1": m["macro_f1"],
         }
 
-    def _improved(self, value: float) -> bool:
+    def _improved(self, value: float, val_loss: float | None = None) -> bool:
         best = self.state.best_metric
         if best is None:
             return True
         delta = self.cfg.loop.min_delta
         if self.cfg.loop.early_stopping_metric in LOWER_IS_BETTER:
-            return value < best - delta
-        return value > best + delta
+            better = value < best - delta
+        else:
+            better = value > best + delta
+        if better or value != best:
+            return better
+        # a tie with the best: broken by validation loss, or by preferring the later checkpoint
+        tie_break = self.cfg.loop.tie_break
+        if tie_break == "later":
+            return True
+        if tie_break == "val_loss" and val_loss is not None:
+            return self.state.best_val_loss is None or val_loss < self.state.best_val_loss
+        return False
 
     # -- training --------------------------------------------------------------------------
     def _optimizer_step(self, micro_idx: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -393,17 +437,21 @@ class Trainer:
         total: torch.Tensor | None = None
         device = self.ctx.device
         for i, sel in enumerate(micro_idx):
+            if self.curriculum is not None:
+                sel = self.curriculum.restrict(sel, self.state.step)
             if self._x_on_device:
                 sel = sel.to(device, non_blocking=True)
                 x, y = self.train.X[sel], self.train.y[sel]
             else:
                 x = self.train.X[sel].to(device, non_blocking=True)
                 y = self.train.y[sel].to(device, non_blocking=True)
+            if self.cfg.augment.enabled:
+                x, y = self.augmenter(x, y)  # soft labels (batch, n_classes)
             if self.batch_transform is not None:
                 x, y = self.batch_transform(x, y)
             sync = contextlib.nullcontext()
             if self.ctx.distributed and i < n - 1:
-                sync = self.ddp.no_sync()  # type: ignore[operator]
+                sync = self.strategy.no_sync(self.ddp)
             with sync:
                 with self.policy.autocast():
                     loss = self.loss_fn(self.ddp(x), y)
@@ -426,7 +474,7 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        return norm.detach()
+        return self.strategy.local_norm(norm.detach())
 
     def _hooks(self, name: str) -> list[Callback]:
         return [cb for cb in self.callbacks if overrides(cb, name)]
@@ -435,7 +483,6 @@ class Trainer:
         """Train to the end (or until a callback stops it); returns the run summary (all ranks)."""
         self.resume()
         s = self.state
-        cfg = self.cfg
         step_hooks = self._hooks("on_step_end")
         if self.run_logger is not None and self.ctx.is_main:
             self.run_logger.set_tags(
@@ -452,7 +499,7 @@ class Trainer:
         self.model.train()
         for cb in self._hooks("on_fit_start"):
             cb.on_fit_start(self)
-        while not s.completed and s.epoch < cfg.loop.epochs and s.step < self.total_steps:
+        while not s.completed and s.epoch < self.max_epochs and s.step < self.total_steps:
             n, seconds = self._train_epoch(step_hooks)
             samples, busy = samples + n, busy + seconds
             if self._stop is not None and not self._stop.finish:
@@ -461,6 +508,13 @@ class Trainer:
                 break
             for cb in self._hooks("on_epoch_end"):
                 cb.on_epoch_end(self, s.epoch)
+            if (
+                (s.epoch + 1) % self.epochs_per_eval
+                and s.step < self.total_steps
+                and s.epoch + 1 < self.max_epochs
+            ):
+                s.epoch, s.epoch_steps_done = s.epoch + 1, 0  # no validation in this epoch
+                continue
             if self._end_epoch():
                 break
         s.completed = True
@@ -503,17 +557,24 @@ class Trainer:
         self._validation_seconds += time.perf_counter() - t0
         self._validation_cpu_seconds += time.process_time() - c0
         metrics["epoch"] = float(s.epoch)
+        if self.curriculum is not None:
+            metrics["curriculum_pool_fraction"] = self.curriculum.fraction(s.step)
         s.history.append({"step": float(s.step), "train_loss": self._mean_epoch_loss(), **metrics})
         value = metrics[cfg.loop.early_stopping_metric]
-        improved = self._improved(value)
+        improved = self._improved(value, metrics["val_loss"])
         if improved:
             s.best_metric, s.best_step, s.bad_epochs = value, s.step, 0
+            s.best_val_loss = metrics["val_loss"]
         else:
             s.bad_epochs += 1
         s.epoch += 1
         s.epoch_steps_done = 0
         patience = cfg.loop.early_stopping_patience
-        stop = patience is not None and s.bad_epochs >= patience
+        stop = (
+            patience is not None
+            and s.bad_epochs >= patience
+            and s.step >= (cfg.loop.min_steps or 0)
+        )
         if stop:
             s.completed = True
             self._stopped_early = True

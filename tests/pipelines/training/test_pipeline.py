@@ -42,6 +42,7 @@ def test_nodes_named_tagged_and_wired() -> None:
     assert nodes["evaluate_model"].inputs == [
         "mdl_training_summary",
         "mi_model_input",
+        "int_sensor_long",
         "params:training.evaluation",
     ]
     assert nodes["plot_training_curves"].inputs == ["mdl_training_summary"]
@@ -49,6 +50,7 @@ def test_nodes_named_tagged_and_wired() -> None:
     assert pipe.inputs() == {
         "mi_model_input",
         "rpt_dq_summary",
+        "int_sensor_long",
         "params:training.trainer",
         "params:training.evaluation",
     }
@@ -97,6 +99,15 @@ def test_pipeline_runs_every_node(tmp_path: Path) -> None:
             "model_input_digests": model_input_digests(mi),
         }
     )
+    frames = []
+    for split in ("train", "val", "test"):  # the contract table the model input came from
+        for sid, label, series in zip(mi.series_ids[split], mi.y[split], mi.X[split], strict=True):
+            frame = pd.DataFrame(series, columns=list(mi.channels))
+            frame.insert(0, "t", range(len(frame)))
+            frame.insert(0, "series_id", sid)
+            frame["label"], frame["split"] = mi.classes[label], split
+            frames.append(frame)
+    catalog["int_sensor_long"] = MemoryDataset(pd.concat(frames, ignore_index=True))
     catalog["params:training.trainer"] = MemoryDataset(trainer)
     catalog["params:training.evaluation"] = MemoryDataset(evaluation)
     outputs = SequentialRunner().run(create_pipeline(), catalog)
@@ -114,6 +125,10 @@ def test_pipeline_runs_every_node(tmp_path: Path) -> None:
     report = catalog.load("rpt_evaluation")
     for key in ("accuracy", "macro_f1", "per_class", "roc_auc_ovr", "baseline_1nn_dtw"):
         assert key in report
+    textbook = report["baseline_textbook_1nn_dtw"]
+    assert textbook["n_reference_series"] == len(mi.y["train"]) + len(mi.y["val"])
+    assert report["baseline_accuracy"] == textbook["accuracy"]
+    assert report["delta_vs_baseline"]["baseline"] == "baseline_textbook_1nn_dtw"
     assert isinstance(catalog.load("mo_test_predictions"), pd.DataFrame)
     assert isinstance(catalog.load("rpt_classification_report"), pd.DataFrame)
     assert (tmp_path / "data/08_reporting/confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"

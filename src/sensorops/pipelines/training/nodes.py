@@ -69,13 +69,18 @@ def train_model(
 
 
 def evaluate_model(
-    training_summary: dict[str, Any], model_input: ModelInput, params: dict[str, Any]
+    training_summary: dict[str, Any],
+    model_input: ModelInput,
+    contract: pd.DataFrame,
+    params: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, Any, dict[str, Any]]:
-    """Evaluate the best checkpoint on the test split, with the 1-NN DTW baseline.
+    """Evaluate the best checkpoint on the test split, with the 1-NN DTW baselines.
 
     Args:
         training_summary: output of :func:`train_model` (``best_checkpoint`` is used).
         model_input: the model input (its test split and, for the baseline, its train split).
+        contract: ``int_sensor_long``, the split contract data before outlier handling and
+            alignment: the textbook 1-NN DTW baseline is fitted on its train+val series.
         params: ``training.evaluation`` parameters.
 
     Returns:
@@ -83,7 +88,7 @@ def evaluate_model(
     """
     cfg = EvaluationConfig.from_dict(params)
     summary = TrainingSummary.from_dict(training_summary)
-    result = evaluate_checkpoint(summary.checkpoint(), model_input, cfg)
+    result = evaluate_checkpoint(summary.checkpoint(), model_input, cfg, contract=contract)
     report = {
         **result.report,
         "mlflow_training_run_id": summary.mlflow_child_run_id,

@@ -22,7 +22,12 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
             ),
             Node(
                 evaluate_model,
-                inputs=["mdl_training_summary", "mi_model_input", "params:training.evaluation"],
+                inputs=[
+                    "mdl_training_summary",
+                    "mi_model_input",
+                    "int_sensor_long",
+                    "params:training.evaluation",
+                ],
                 outputs=[
                     "rpt_evaluation",
                     "mo_test_predictions",
