@@ -157,6 +157,8 @@ def test_entry_point_trains_from_the_project_yaml_with_overrides(
         "--set",
         "loop.epochs=2",
         "--set",
+        "loop.min_steps=null",  # the base floor (200 steps) would add epochs on tiny data
+        "--set",
         "model.hidden=8",
         "--set",
         "model.layers=1",

@@ -10,13 +10,14 @@ import torch
 
 from sensorops.architectures import load_checkpoint_model, read_checkpoint
 from sensorops.training.config import ConfigError, TrainingConfig
+from sensorops.training.faults import KillWorker
 from sensorops.training.launcher import launch_training
 from tests.training.conftest import make_model_input, tiny_config
 
 pytestmark = pytest.mark.slow
 
 
-def _run(out: Path, strategy: str, **overrides: object) -> dict:
+def _run(out: Path, strategy: str, callbacks: list | None = None, **overrides: object) -> dict:
     params = tiny_config(
         out,
         model={"name": "resnet1d", "hidden": 8, "layers": 1, "dropout": 0.0},
@@ -25,7 +26,7 @@ def _run(out: Path, strategy: str, **overrides: object) -> dict:
         strategy=strategy,
         **overrides,
     )
-    return launch_training(params, make_model_input())
+    return launch_training(params, make_model_input(), callbacks=callbacks or [])
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +55,10 @@ def test_strategy_trains_like_ddp_and_checkpoints_are_consolidated(
 
 
 @pytest.mark.parametrize("strategy", ["zero1", "fsdp"])
-def test_strategy_resumes_after_a_killed_worker(
-    strategy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_strategy_resumes_after_a_killed_worker(strategy: str, tmp_path: Path) -> None:
     marker = tmp_path / "killed.txt"
-    monkeypatch.setenv("SENSOROPS_FAULT_KILL_RANK", "1")
-    monkeypatch.setenv("SENSOROPS_FAULT_KILL_STEP", "6")
-    monkeypatch.setenv("SENSOROPS_FAULT_MARKER", str(marker))
-    summary = _run(tmp_path / "run", strategy, launch={"max_restarts": 1})
+    kill = KillWorker(rank=1, step=6, marker=marker)
+    summary = _run(tmp_path / "run", strategy, callbacks=[kill], launch={"max_restarts": 1})
     assert marker.read_text().startswith("rank 1 killed at step 6")
     assert summary["restart_count"] == 1
     assert summary["resumed_from_step"] == 5  # the epoch-end checkpoint (5 steps per epoch)
@@ -69,5 +66,8 @@ def test_strategy_resumes_after_a_killed_worker(
 
 
 def test_unknown_strategy_names_the_options() -> None:
-    with pytest.raises(ConfigError, match=r"strategy must be one of \['ddp', 'zero1', 'fsdp'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"training\.trainer\.strategy must be one of \['ddp', 'zero1', 'fsdp'\]; got 'zero3'",
+    ):
         TrainingConfig.from_dict({"strategy": "zero3"})
