@@ -13,7 +13,8 @@ import pytest
 
 from sensorops.modeling.errors import ModelingError
 from sensorops.modeling.workflow import checkpoint_from_summary, reusable_export
-from sensorops.registry.register import ComparisonRow, LineageMismatch, verify_lineage
+from sensorops.registry.register import LineageMismatch, verify_lineage
+from tests.modeling.rows import comparison_row
 
 
 def sha(path) -> str:
@@ -49,7 +50,7 @@ def test_export_of_another_checkpoint_than_training_and_evaluation_describe(onnx
 def test_compression_variant_checked_against_its_row(onnx_models, tmp_path):
     q = tmp_path / "int8_dynamic.onnx"
     shutil.copy(onnx_models["good"], q)
-    row = ComparisonRow("int8_dynamic", str(q), True, True, {"onnx_sha256": sha(q)})
+    row = comparison_row("int8_dynamic", str(q), True, onnx_sha256=sha(q))
     export = {"onnx_path": str(onnx_models["good"]), "onnx_sha256": sha(onnx_models["good"])}
     verify_lineage(export, [row])
     shutil.copy(onnx_models["noisy"], q)

@@ -23,6 +23,7 @@ The reference row is not gated; a row without an ONNX file is never registrable.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -200,6 +201,13 @@ class VariantResult:
 # the contract
 
 
+def _sha256(path: str | None) -> str | None:
+    """Content hash of a variant's ONNX file (None without a file)."""
+    if path is None or not Path(path).is_file():
+        return None
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _err(where: str, message: str) -> ModelingError:
     return ModelingError(f"{ARTIFACT} {where}: {message}")
 
@@ -243,12 +251,21 @@ class ComparisonRow:
     registrable: bool
     notes: str = ""
     latency: Mapping[str, float] = field(default_factory=dict)
+    onnx_sha256: str | None = None
+    """sha256 of ``onnx_path`` as the comparison scored it; promotion refuses a swapped file."""
 
     # the columns whose JSON value may be null, and those that are plain text
     _OPTIONAL = frozenset(
-        {"onnx_path", "ci_low_points", "ci_high_points", "mcnemar_p", "gate_limit_points"}
+        {
+            "onnx_path",
+            "ci_low_points",
+            "ci_high_points",
+            "mcnemar_p",
+            "gate_limit_points",
+            "onnx_sha256",
+        }
     )
-    _TEXT = frozenset({"name", "runtime", "execution_provider", "gate", "notes"})
+    _TEXT = frozenset({"name", "runtime", "execution_provider", "gate", "notes", "onnx_sha256"})
     _INT = frozenset(
         {"right_to_wrong", "wrong_to_right", "n_series", "size_bytes", "params", "finetune_steps"}
     )
@@ -303,12 +320,12 @@ class ComparisonRow:
                 latency[key] = float(value)
                 continue
             raise _err(where, f"unknown column {key!r}; valid columns are {sorted(known)}")
-        missing = sorted(k for k in known if k not in data and k not in ("notes",))
+        missing = sorted(k for k in known if k not in data and k not in ("notes", "onnx_sha256"))
         if missing:
             raise _err(where, f"lacks column(s) {missing}")
         kwargs: dict[str, Any] = {"latency": latency}
         for key in known:
-            value = data.get(key, "")
+            value = data.get(key, None if key == "onnx_sha256" else "")
             if value is None and key in cls._OPTIONAL:
                 kwargs[key] = None
             elif key == "gate_passed":
@@ -516,6 +533,7 @@ def build_comparison(
                 registrable=bool(passed) and res.onnx_path is not None,
                 notes=res.notes,
                 latency=dict(res.latency),
+                onnx_sha256=_sha256(res.onnx_path),
             )
         )
     return ComparisonTable(rows=tuple(rows), gates=gates.model_dump())

@@ -532,7 +532,7 @@ def verify_lineage(
                 f"{value}: the summaries describe different models; run `{run}`"
             )
     for row in comparison or []:
-        want = row.columns.get("onnx_sha256")
+        want = row.onnx_sha256
         if row.onnx_path and want and Path(row.onnx_path).is_file():
             got = _file_sha256(Path(row.onnx_path))
             if got != want:
