@@ -19,6 +19,7 @@ import sys
 from sensorops.registry import PromotionConfig, VariantSpec, connect, promote, register_variants
 from sensorops.registry.doctor import doctor
 from sensorops.registry.transitions import rollback
+from tests.modeling.rows import comparison_json, comparison_row
 from tests.registry.registry_helpers import FAULT_LOCK, GOOD_TAGS, make_model_input
 
 
@@ -34,11 +35,7 @@ def run_promotion(reg, name: str, fp32: str, int8: str) -> dict:
         "parity_passed": True, "parity_max_abs_diff": 1e-7, "execution_provider": "CPUExecutionProvider",
     }  # fmt: skip
     comparison = parse_comparison(
-        {
-            "variants": [
-                {"name": "int8_dynamic", "onnx_path": int8, "gate_passed": True, "accuracy": 0.9}
-            ]
-        }
+        comparison_json(comparison_row("int8_dynamic", int8, True, accuracy=0.9))
     )
     mi = make_model_input()
     registered = register_from_reports(
