@@ -157,7 +157,7 @@ def test_history_table(mlflow_server, deployed, capsys):
 
 def test_concurrent_promotions_leave_one_holder_per_stage(mlflow_server, deployed, reg, tmp_path):
     """Two CLI processes at once: v3 staging -> production and v2 archived -> staging; the lease
-    serialises them, and each stage ends with one holder."""
+    serialises them in either order, and each stage ends with one holder."""
     name = deployed["name"]
     common = ["--model-input", deployed["npz"], "--tracking-uri", mlflow_server, "--json"]
     moves = ((deployed["v3"], "production"), (deployed["v2"], "staging"))
@@ -190,9 +190,20 @@ def test_concurrent_promotions_leave_one_holder_per_stage(mlflow_server, deploye
                 p.kill()
                 p.communicate()
     codes = [p.returncode for p in procs]
-    assert codes == [0, 0], results
     state = read_state(reg, name)
     assert consistency_problems(state) == []
+    if codes == [1, 0]:
+        # the lease let v2 -> staging go first: staging archived v3 (one holder per stage), so
+        # v3 -> production is refused by the stage-order gate and production is unchanged
+        assert "refused by gate 'stage_order'" in results[0][1] and "'archived'" in results[0][1]
+        assert state.in_stage("staging") == [deployed["v2"]] == [state.aliases["staging"]]
+        assert state.production == deployed["v1"] and state.in_stage("production") == [
+            deployed["v1"]
+        ]
+        assert state.versions[deployed["v3"]].stage == "archived"
+        assert "sensorops.lock" not in reg.client.get_registered_model(name).tags
+        return
+    assert codes == [0, 0], results
     assert state.in_stage("production") == [deployed["v3"]] == [state.production]
     assert state.in_stage("staging") == [deployed["v2"]] == [state.aliases["staging"]]
     assert [
