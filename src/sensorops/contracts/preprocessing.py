@@ -442,10 +442,9 @@ class PreprocessingState:
         cached = self.__dict__.get("_aligner_cache")
         if cached is None:
             a = self.alignment
-            cached = SeriesAligner(AlignmentConfig(dtw=a.dtw))
-            cached.ref_length_ = a.reference_length
-            cached.reference_names_ = list(a.reference_names)
-            cached.references_ = np.asarray(a.references, dtype=np.float64)
+            cached = SeriesAligner.from_references(
+                AlignmentConfig(dtw=a.dtw), a.references, list(a.reference_names)
+            )
             object.__setattr__(self, "_aligner_cache", cached)
         return cached
 

@@ -169,6 +169,26 @@ class SeriesAligner:
         self.references_ = np.stack(refs)
         return self
 
+    @classmethod
+    def from_references(
+        cls, cfg: AlignmentConfig, references: np.ndarray, reference_names: list[str]
+    ) -> SeriesAligner:
+        """A fitted aligner over stored ``references`` ``(n_references, ref_length, n_channels)``
+        (e.g. a registered model's preprocessing state): the same fitted attributes as :meth:`fit`."""
+        refs = np.asarray(references, dtype=np.float64)
+        if refs.ndim != 3 or len(refs) != len(reference_names):
+            raise ValueError(
+                "references must be (n_references, ref_length, n_channels) with one name each; "
+                f"got shape {refs.shape} and {len(reference_names)} name(s)"
+            )
+        aligner = cls(cfg)
+        aligner.ref_length_ = int(refs.shape[1])
+        aligner.band_ = cfg.dtw.band(aligner.ref_length_)
+        aligner.n_channels_ = int(refs.shape[2])
+        aligner.reference_names_ = list(reference_names)
+        aligner.references_ = refs
+        return aligner
+
     def transform(self, series: SeriesSet) -> AlignmentResult:
         """Align every series (labels unused) onto its least-cost reference.
 
