@@ -35,6 +35,7 @@ def test_predict_body_shapes() -> None:
         ({"data": [[True, False]]}, 422, "data"),
         ({"data": [["1", "2"]]}, 422, "data"),
         ({"data": [1, 2, 3]}, 422, "data"),
+        ({"data": [[1.0, 2.0], [3.0]]}, 422, "data"),  # ragged rows
         ({"instances": [[[1.0]]] * 9}, 413, "instances"),
         ({"data": [[1.0]], "deadline_ms": "soon"}, 422, "deadline_ms"),
     ],

@@ -52,17 +52,17 @@ def parse_json(raw: bytes) -> Any:
 
 def to_array(obj: Any, field: str) -> np.ndarray:
     """A nested list as a float64 array; ``null`` -> NaN; strings, booleans, ragged rows -> 422."""
-    arr = np.asarray(obj) if not isinstance(obj, np.ndarray) else obj
-    if arr.dtype == object:
-        try:
+    try:  # numpy 2 refuses ragged rows outright (ValueError), older ones gave dtype=object
+        arr = np.asarray(obj) if not isinstance(obj, np.ndarray) else obj
+        if arr.dtype == object:
             arr = np.asarray(obj, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise RequestError(
-                422,
-                field,
-                "must be a rectangular array of numbers (or null for a missing value); "
-                f"got ragged rows or non-numbers ({exc})",
-            ) from exc
+    except (TypeError, ValueError) as exc:
+        raise RequestError(
+            422,
+            field,
+            "must be a rectangular array of numbers (or null for a missing value); "
+            f"got ragged rows or non-numbers ({exc})",
+        ) from exc
     if arr.dtype.kind not in "fiu":
         raise RequestError(
             422, field, f"must hold numbers; got {arr.dtype.kind!r} values (dtype {arr.dtype})"

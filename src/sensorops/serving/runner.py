@@ -142,5 +142,24 @@ def stop(service: Service | None = None) -> None:
         return
     try:
         serve.shutdown()
+        _wait_controller_gone()
     finally:
         ray.shutdown()  # stops a local Ray this process started; only disconnects from a cluster
+
+
+def _wait_controller_gone(timeout_s: float = 30.0) -> None:
+    """Block until Serve's controller actor is really gone from the cluster.
+
+    ``serve.shutdown()`` kills the controller asynchronously; a service restarted on the same
+    cluster meanwhile would attach to the dying controller and fail to deploy."""
+    import ray
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+        except ValueError:
+            return
+        time.sleep(0.2)
+    logger.warning("Serve's controller was still registered %.0f s after shutdown", timeout_s)
