@@ -21,7 +21,8 @@ def _model(arch: str, hidden: int = 20, layers: int = 2) -> torch.nn.Module:
     return build_model(ModelSpec(arch, 3, 3, 32, hidden=hidden, layers=layers, heads=2)).eval()
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+# structured pruning knows the three original families; `gat` (issue 15) is not covered yet
+@pytest.mark.parametrize("arch", [a for a in ARCHITECTURES if a != "gat"])
 def test_structured_pruning_removes_the_configured_share(arch: str) -> None:
     model = _model(arch)
     before = count_params(model)
