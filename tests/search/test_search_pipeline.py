@@ -8,10 +8,12 @@ completed trial costs seconds; only the two completed trials export).
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +30,29 @@ pytestmark = pytest.mark.slow
 STUDY = "sensorops-search"
 
 
-def _trials(db: Path, polling: bool = False) -> list[Any]:
+def _trials(db: Path) -> list[Any]:
+    """Every trial, through Optuna (only once the writer is dead or done: opening an
+    ``RDBStorage`` creates the schema, which races a writer that is creating it too)."""
     import optuna
-    import sqlalchemy.exc
 
+    study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{db}")
+    return study.get_trials(deepcopy=False)
+
+
+def _poll_states(db: Path) -> list[str]:
+    """The trial states while the writer runs: a read-only sqlite query, which never writes."""
     if not db.exists():
         return []
     try:
-        study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{db}")
-        return study.get_trials(deepcopy=False)
-    except KeyError:  # the study is not created yet
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con:
+            rows = con.execute(
+                "SELECT t.state FROM trials t JOIN studies s ON t.study_id = s.study_id"
+                " WHERE s.study_name = ?",
+                (STUDY,),
+            )
+            return [state for (state,) in rows]
+    except sqlite3.OperationalError:  # no schema yet, or the writer holds the lock
         return []
-    except sqlalchemy.exc.OperationalError:  # the writer holds the lock or the schema is half-made
-        if polling:
-            return []
-        raise
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +82,10 @@ def search_run(
     killed_at: list[Any] = []
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            trials = _trials(db, polling=True)
-            finished = [t for t in trials if t.state.is_finished()]
-            running = [t for t in trials if t.state.name == "RUNNING"]
-            if len(finished) >= 2 and running:
-                killed_at = trials
+            states = _poll_states(db)
+            finished = [s for s in states if s in ("COMPLETE", "PRUNED", "FAIL")]
+            if len(finished) >= 2 and "RUNNING" in states:
+                killed_at = states
                 break
             time.sleep(0.2)
     finally:
