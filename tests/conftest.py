@@ -24,6 +24,8 @@ import pytest
 from tests.kedro_project import copy_project, run_kedro
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# the Ray cluster and the service (session fixtures any test package may use)
+pytest_plugins = ["tests.serving_fixtures"]
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 
 

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sensorops.registry.pyfunc import long_frame_to_series
-from tests.serving.conftest import ALIAS, http
+from tests.serving_fixtures import ALIAS, http
 
 pytestmark = pytest.mark.slow
 

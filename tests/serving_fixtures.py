@@ -1,4 +1,6 @@
-"""One real Ray cluster (``ray start --head --block``, a separate process) and one service on it.
+"""One real Ray cluster (``ray start --head --block``, a separate process) and one service on it,
+shared by every test package (a pytest plugin of ``tests/conftest.py``: Ray's cold start costs
+17-34 s and 1.2 GB, so a session starts it once).
 
 The session reuses the end-to-end workflow run (``e2e``: ``kedro run --env=test`` against the real
 MLflow server), whose promotion registered self-contained pyfunc versions. The service serves
