@@ -90,7 +90,7 @@ def test_register_from_reports_registers_export_and_gate_passed_variants(
     reg, mi, onnx_models, model_name, tmp_path
 ):
     config = PromotionConfig.from_params(
-        {"model_name": model_name, "lock": {"settle_s": 0.3, "max_write_gap_s": 0.2}}
+        {"model_name": model_name, "lock": {"settle_s": 0.4, "max_write_gap_s": 0.3}}
     )
     export_summary = {
         "onnx_path": str(onnx_models["good"]),

@@ -75,6 +75,23 @@ def test_spikes_repaired_and_anomalous_series_found(
     )
 
 
+def test_repair_is_the_repair_transform_runs(split_series: SeriesSet) -> None:
+    filt = OutlierFilter(FAST).fit(split_series.split("train").values)
+    test = split_series.split("test")
+    lengths = [len(v) for v in test.values]
+    block = np.full((len(test.values), max(lengths), len(test.channels)), np.nan)
+    points, nans = filt.repair(test.values, block)
+    result = filt.transform(split_series)
+    report = result.report.set_index("series_id").loc[list(test.ids)]
+    np.testing.assert_array_equal(points, report["points_repaired"].to_numpy())
+    np.testing.assert_array_equal(nans, report["nans_filled"].to_numpy())
+    by_id = dict(zip(result.series.ids, result.series.values, strict=True))
+    for i, sid in enumerate(test.ids):
+        np.testing.assert_allclose(block[i, : lengths[i]], by_id[sid])
+    with pytest.raises(ValueError, match=r"block has shape .* expected"):
+        filt.repair(test.values, block[:, :, :1])
+
+
 def test_flag_mode_keeps_train_outliers(split_series: SeriesSet) -> None:
     cfg = FAST.model_copy(update={"train_action": "flag"})
     result = OutlierFilter(cfg).fit(split_series.split("train").values).transform(split_series)

@@ -385,12 +385,12 @@ class PreprocessingState:
         n = len(values)
         if n == 0:
             return np.empty((0, self.length, self.n_channels), np.float32), []
-        # 1. repair: the fitted filter's NaN + spike repair (OutlierFilter._clean_chunks, the
-        #    code OutlierFilter.transform runs), its point IForests compiled (same scores)
+        # 1. repair: the fitted filter's NaN + spike repair (OutlierFilter.repair, the code
+        #    OutlierFilter.transform runs), its point IForests compiled (same scores)
         if self.outlier_filter is not None:
             lengths = np.array([len(v) for v in values])
             block = np.full((n, int(lengths.max()), self.n_channels), np.nan, dtype=np.float64)
-            _, points, nans = self._fast_filter()._clean_chunks(values, block)
+            points, nans = self._fast_filter().repair(values, block)
             repaired = [block[i, :m] for i, m in enumerate(lengths)]
             padded = block
         else:

@@ -210,6 +210,26 @@ class OutlierFilter:
         )
         return self
 
+    def repair(self, values: list[np.ndarray], block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The NaN fill and spike repair of :meth:`transform`, written into ``block`` (no scoring).
+
+        Args:
+            values: series ``(L_i, C)`` with this filter's channels (NaN allowed); not modified.
+            block: ``(n, >= max L_i, C)`` array; row ``i`` receives repaired series ``i`` in its
+                first ``L_i`` steps (the rest is left as it is).
+
+        Returns:
+            ``(points_repaired, nans_filled)``: ``(n,)`` int64 counts per series.
+        """
+        self._check_input(values)
+        if block.shape[0] != len(values) or block.shape[2] != self.n_channels_:
+            raise ValueError(
+                f"block has shape {block.shape}; expected ({len(values)}, max length, "
+                f"{self.n_channels_})"
+            )
+        _, points, nans = self._clean_chunks(values, block)
+        return points, nans
+
     def _clean_chunks(
         self, values: list[np.ndarray], block: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
