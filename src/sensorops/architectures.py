@@ -387,9 +387,13 @@ def build_model(spec: ModelSpec) -> nn.Module:
     return model
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
+    """Number of parameter values (only those with ``requires_grad`` when ``trainable_only``).
+
+    The one count every report uses (training's ``model.params``, compression's params before
+    and after); nothing in sensorops freezes parameters, so both readings agree today.
+    """
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only))
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

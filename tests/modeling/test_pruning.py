@@ -7,11 +7,11 @@ import itertools
 import pytest
 import torch
 
-from sensorops.architectures import ARCHITECTURES, ModelSpec, build_model
+from sensorops.architectures import ARCHITECTURES, ModelSpec, build_model, count_parameters
 from sensorops.modeling import ModelingError, PruningError
 from sensorops.modeling.config import FinetuneConfig
 from sensorops.modeling.finetune import finetune, lr_at
-from sensorops.modeling.metrics import count_params, weight_sparsity
+from sensorops.modeling.metrics import weight_sparsity
 from sensorops.modeling.pruning import MagnitudePruner, cubic_sparsity, structured_prune
 from tests.modeling.helpers import make_model_input
 
@@ -25,13 +25,15 @@ def _model(arch: str, hidden: int = 20, layers: int = 2) -> torch.nn.Module:
 @pytest.mark.parametrize("arch", [a for a in ARCHITECTURES if a != "gat"])
 def test_structured_pruning_removes_the_configured_share(arch: str) -> None:
     model = _model(arch)
-    before = count_params(model)
+    before = count_parameters(model)
     report = structured_prune(model, amount=0.2)
     assert report.groups
     for group in report.groups:
         assert group.units_before - group.units_after == round(0.2 * group.units_before)
     assert report.units_removed_share == pytest.approx(0.2)
-    assert report.params_before == before and report.params_after == count_params(model) < before
+    assert (
+        report.params_before == before and report.params_after == count_parameters(model) < before
+    )
     out = model(torch.randn(4, 17, 3))
     assert out.shape == (4, 3)
 

@@ -35,11 +35,6 @@ def classification_scores(
     return shared_metrics.classification_scores(y_true, logits.argmax(axis=1), n_classes)
 
 
-def count_params(model: nn.Module) -> int:
-    """Total number of parameter values."""
-    return int(sum(p.numel() for p in model.parameters()))
-
-
 def weight_sparsity(model: nn.Module) -> float:
     """Share of exact zeros among the weight matrices (parameters with ``ndim >= 2``)."""
     total = zeros = 0

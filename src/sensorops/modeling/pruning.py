@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from sensorops.architectures import count_parameters
 from sensorops.modeling.errors import PruningError
-from sensorops.modeling.metrics import count_params
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ def structured_prune(model: nn.Module, amount: float = 0.2) -> StructuredPruneRe
     """
     if not 0.0 < amount < 1.0:
         raise PruningError(f"structured.amount must be in (0, 1); got {amount}")
-    before = count_params(model)
+    before = count_parameters(model)
     groups: list[PrunedGroup] = []
     if _is_lstm_model(model):
         groups.extend(_prune_lstm_model(model, amount))
@@ -294,7 +294,7 @@ def structured_prune(model: nn.Module, amount: float = 0.2) -> StructuredPruneRe
         )
     model.eval()
     report = StructuredPruneReport(
-        groups=groups, params_before=before, params_after=count_params(model)
+        groups=groups, params_before=before, params_after=count_parameters(model)
     )
     logger.info(
         "structured pruning: %d groups, %.1f%% units removed, params %d -> %d",

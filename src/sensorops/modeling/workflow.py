@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sensorops.architectures import ModelSpec, load_checkpoint_model
+from sensorops.architectures import ModelSpec, count_parameters, load_checkpoint_model
 from sensorops.model_input import ModelInput
 from sensorops.modeling.comparison import ComparisonTable, VariantResult, build_comparison
 from sensorops.modeling.config import CompressionConfig, ExportConfig, FinetuneConfig
@@ -27,7 +27,6 @@ from sensorops.modeling.finetune import FinetuneReport, finetune, planned_steps
 from sensorops.modeling.latency import measure_ort_latency, measure_torch_latency
 from sensorops.modeling.metrics import (
     classification_scores,
-    count_params,
     file_sha256,
     file_size,
     state_dict_bytes,
@@ -253,7 +252,7 @@ class _Context:
             accuracy=scores["accuracy"],
             macro_f1=scores["macro_f1"],
             size_bytes=file_size(path),
-            params=count_params(torch_model),
+            params=count_parameters(torch_model),
             sparsity=weight_sparsity(torch_model),
             predictions=logits.argmax(axis=1),
             latency=self.latency_ort(path),
@@ -342,7 +341,7 @@ def _fp32_torch(ctx: _Context) -> VariantResult:
         accuracy=scores["accuracy"],
         macro_f1=scores["macro_f1"],
         size_bytes=state_dict_bytes(ctx.model),
-        params=count_params(ctx.model),
+        params=count_parameters(ctx.model),
         sparsity=weight_sparsity(ctx.model),
         predictions=logits.argmax(axis=1),
         latency=ctx.latency_torch(ctx.model),
@@ -397,7 +396,7 @@ def _qat_4bit(ctx: _Context) -> VariantResult:
 def _pruned_structured(ctx: _Context) -> VariantResult:
     cfg = ctx.config.structured
     model = copy.deepcopy(ctx.model)
-    params_before = count_params(model)
+    params_before = count_parameters(model)
     steps = 0
     parts = []
     # iterative: remove the same share of the *remaining* units each round so that the kept
@@ -413,7 +412,7 @@ def _pruned_structured(ctx: _Context) -> VariantResult:
     path = ctx.export(model, "pruned_structured")
     parity = _checked(ctx, path, model, ctx.config.parity.atol, "pruned_structured")
     groups = ", ".join(f"{g.module} ->{g.units_after}" for g in report.groups)
-    params_after = count_params(model)
+    params_after = count_parameters(model)
     notes = (
         f"L2 structured in {cfg.iterations} rounds to {cfg.amount:.0%} units removed ({groups}); "
         f"params {params_before} -> {params_after} ({1 - params_after / params_before:.1%} "
