@@ -11,6 +11,8 @@ CONSTRAINTS ?= requirements/constraints-cpu.txt
 MLFLOW_PORT ?= 5000
 VIZ_PORT ?= 4141
 PIPELINE ?= __default__
+# two pytest-xdist workers fill a 2-core CI box (tests/conftest.py says what runs where)
+TEST_WORKERS ?= 2
 export KEDRO_DISABLE_TELEMETRY := true
 
 .PHONY: help install run test lint format mlflow-server ui viz viz-build bench serve clean
@@ -31,8 +33,8 @@ install: $(STAMP)  ## create .venv and install sensorops with its dev tools (no-
 run: $(STAMP)  ## install, then run the whole workflow (PIPELINE=__default__) on the bundled BasicMotions data
 	$(BIN)/kedro run --pipelines=$(PIPELINE)
 
-test: $(STAMP)  ## install, then run the whole test suite
-	$(BIN)/python -m pytest
+test: $(STAMP)  ## install, then run the whole test suite (TEST_WORKERS=2 pytest-xdist workers; 0 = one process)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check src tests benchmarks

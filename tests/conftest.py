@@ -203,3 +203,56 @@ def e2e(
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     return {"project": project, "experiment": experiment, "client": client, "runs": runs,
             "parents": parents, "result": result}  # fmt: skip
+
+
+# --- parallel runs (`make test`: two pytest-xdist workers) --------------------------------------
+# Each test file is one unit of work, so its module fixtures run once. The files that share the
+# end-to-end run or the Ray cluster form one unit, run first on one worker: those session
+# fixtures cost minutes and a gigabyte each. (xdist's own `--dist loadgroup` rewrites
+# `item._nodeid`, which pytest 9 no longer reads, so the grouping is done here.)
+SHARED_SESSION_FIXTURES = frozenset({"e2e", "serving_model", "ray_cluster", "service"})
+SHARED_SESSION_PATHS = (
+    "tests/serving/",
+    "tests/rollout/",
+    "tests/monitoring/",
+    "tests/test_end_to_end.py",
+    "tests/test_notebook.py",
+)
+SHARED_SESSION_UNIT = "shared-session"
+
+
+def _work_unit(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    return SHARED_SESSION_UNIT if path.startswith(SHARED_SESSION_PATHS) else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # keep the collection order: the shared unit first
+    return FileScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):  # not an xdist worker (workers do the collecting)
+        return
+    stray = sorted(
+        {
+            item.nodeid.split("::", 1)[0]
+            for item in items
+            if SHARED_SESSION_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+            and _work_unit(item.nodeid) != SHARED_SESSION_UNIT
+        }
+    )
+    if stray:
+        raise pytest.UsageError(
+            f"{', '.join(stray)} use(s) a shared session fixture "
+            f"({', '.join(sorted(SHARED_SESSION_FIXTURES))}) but is not in SHARED_SESSION_PATHS "
+            "(tests/conftest.py): add it there, or a second worker repeats those fixtures"
+        )
+    items.sort(key=lambda item: _work_unit(item.nodeid) != SHARED_SESSION_UNIT)  # stable

@@ -39,18 +39,22 @@ def _trials(db: Path) -> list[Any]:
     return study.get_trials(deepcopy=False)
 
 
-def _poll_states(db: Path) -> list[str]:
-    """The trial states while the writer runs: a read-only sqlite query, which never writes."""
+def _poll_states(db: Path) -> list[tuple[str, bool]]:
+    """``(state, has a heartbeat)`` per trial while the writer runs: a read-only sqlite query,
+    which never writes. Optuna fails a dead trial only once it has a heartbeat row, so the test
+    kills the writer only after the running trial's first heartbeat."""
     if not db.exists():
         return []
     try:
         with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con:
             rows = con.execute(
-                "SELECT t.state FROM trials t JOIN studies s ON t.study_id = s.study_id"
+                "SELECT t.state, h.trial_id IS NOT NULL FROM trials t"
+                " JOIN studies s ON t.study_id = s.study_id"
+                " LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id"
                 " WHERE s.study_name = ?",
                 (STUDY,),
             )
-            return [state for (state,) in rows]
+            return [(state, bool(beat)) for state, beat in rows]
     except sqlite3.OperationalError:  # no schema yet, or the writer holds the lock
         return []
 
@@ -83,8 +87,8 @@ def search_run(
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             states = _poll_states(db)
-            finished = [s for s in states if s in ("COMPLETE", "PRUNED", "FAIL")]
-            if len(finished) >= 2 and "RUNNING" in states:
+            finished = [s for s, _ in states if s in ("COMPLETE", "PRUNED", "FAIL")]
+            if len(finished) >= 2 and ("RUNNING", True) in states:
                 killed_at = states
                 break
             time.sleep(0.2)
