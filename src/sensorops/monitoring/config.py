@@ -76,7 +76,10 @@ class ReferenceConfig(StrictModel):
     """The training reference the window is compared with."""
 
     cache_dir: str = "data/06_models/monitoring"
-    splits: tuple[Literal["train", "val", "test"], ...] = ("train", "val")
+    splits: tuple[Literal["train", "val", "test"], ...] = ("train", "val", "test")
+    heldout_splits: tuple[Literal["train", "val", "test"], ...] = Field(
+        ("val", "test"), description="model-side signals use these (not fitted on)"
+    )
     require_lineage: bool = Field(
         True, description="refuse a reference whose data digest differs from the version's tag"
     )

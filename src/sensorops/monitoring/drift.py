@@ -120,7 +120,9 @@ def _class_test(ref: Reference, predicted: list[str]) -> _Raw:
     extra = sorted(set(predicted) - set(classes))
     classes += extra
     w = np.array([predicted.count(c) for c in classes], dtype=np.float64)
-    r = np.array([ref.predicted.count(c) for c in classes], dtype=np.float64)
+    held = ref.model_side_mask()
+    ref_pred = [p for p, h in zip(ref.predicted, held, strict=True) if h]
+    r = np.array([ref_pred.count(c) for c in classes], dtype=np.float64)
     keep = (w + r) > 0
     w, r = w[keep], r[keep]
     if len(w) < 2 or w.sum() == 0:
@@ -162,10 +164,10 @@ def drift_tests(
     ):
         for k, ch in enumerate(ref.channels):
             series.append((f"{kind}:{ch}", kind, ch, win_m[:, k], ref_m[:, k]))
-    series.append(
-        ("alignment_cost", "alignment_cost", None, alignment_cost, ref.matrix("alignment_cost"))
-    )
-    series.append(("confidence", "confidence", None, confidence, ref.matrix("confidence")))
+    held = ref.model_side_mask()
+    ref_cost, ref_conf = ref.matrix("alignment_cost")[held], ref.matrix("confidence")[held]
+    series.append(("alignment_cost", "alignment_cost", None, alignment_cost, ref_cost))
+    series.append(("confidence", "confidence", None, confidence, ref_conf))
     for signal, kind, ch, win, rf in series:
         d, p = _ks(rf, win)
         finite_w, finite_r = win[np.isfinite(win)], rf[np.isfinite(rf)]

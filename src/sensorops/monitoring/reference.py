@@ -1,6 +1,6 @@
 """The training reference of a model version: the served-input summaries of its training series.
 
-The reference holds, per training series, exactly what the service logs per request (the raw
+The reference holds, per series of the version's data (train, val and test splits), exactly what the service logs per request (the raw
 per-channel mean and standard deviation, the DTW alignment cost of the version's own
 preprocessing, the predicted class and its probability), computed by running the version's
 :class:`~sensorops.registry.pyfunc.SensorModel` over the training split of ``int_sensor_long``.
@@ -40,6 +40,9 @@ class Reference:
     n_test: int | None = None
     train_digest: str | None = None
     splits: list[str] = field(default_factory=list)
+    series_splits: list[str] = field(default_factory=list)
+    heldout_splits: list[str] = field(default_factory=lambda: ["val", "test"])
+    min_heldout: int = 10
 
     @property
     def n(self) -> int:
@@ -47,6 +50,17 @@ class Reference:
 
     def matrix(self, name: str) -> np.ndarray:
         return np.asarray(getattr(self, name), dtype=np.float64)
+
+    def model_side_mask(self) -> np.ndarray:
+        """Series for the model-side signals (alignment cost, confidence, predicted classes).
+
+        The training series built the DTW references and fitted the network, so their costs
+        are optimistically low and their predictions overconfident; these signals use the
+        held-out splits (``heldout_splits``) when they hold at least ``min_heldout`` series.
+        """
+        split = np.asarray(self.series_splits or [""] * self.n)
+        held = np.isin(split, self.heldout_splits)
+        return held if held.sum() >= self.min_heldout else np.ones(self.n, dtype=bool)
 
     def save(self, path: str | Path) -> Path:
         atomic_write_text(path, json.dumps(asdict(self)))
@@ -68,11 +82,11 @@ def reference_path(directory: str | Path, model: str, version: str) -> Path:
 def training_series(
     frame: pd.DataFrame,
     channels: list[str],
-    splits: tuple[str, ...] = ("train", "val"),
+    splits: tuple[str, ...] = ("train", "val", "test"),
     max_series: int = 2000,
     seed: int = 0,
-) -> tuple[list[str], list[np.ndarray], list[str]]:
-    """``(ids, (time, channels) arrays, labels)`` of the given splits of a long table."""
+) -> tuple[list[str], list[np.ndarray], list[str], list[str]]:
+    """``(ids, (time, channels) arrays, labels, splits)`` of the given splits of a long table."""
     missing = [c for c in ("series_id", "t", "label", "split", *channels) if c not in frame.columns]
     if missing:
         raise ReferenceError_(
@@ -89,7 +103,8 @@ def training_series(
     ids = [str(k) for k, _ in groups]
     values = [g[channels].to_numpy(dtype=np.float64) for _, g in groups]
     labels = [str(g["label"].iloc[0]) for _, g in groups]
-    return ids, values, labels
+    series_splits = [str(g["split"].iloc[0]) for _, g in groups]
+    return ids, values, labels, series_splits
 
 
 def build_reference(
@@ -99,7 +114,8 @@ def build_reference(
     values: list[np.ndarray],
     labels: list[str],
     tags: dict[str, str] | None = None,
-    splits: tuple[str, ...] = ("train", "val"),
+    splits: tuple[str, ...] = ("train", "val", "test"),
+    series_splits: list[str] | None = None,
     batch: int = 64,
 ) -> Reference:
     """Run ``model`` (a :class:`SensorModel`) over the raw training series; summarise as served."""
@@ -133,4 +149,5 @@ def build_reference(
         n_test=int(n_test) if n_test not in (None, "") else None,
         train_digest=tags.get("data.train_digest"),
         splits=list(splits),
+        series_splits=list(series_splits or []),
     )

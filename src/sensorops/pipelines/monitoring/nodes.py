@@ -58,7 +58,7 @@ def ensure_reference(
         )
     model = publish.load_model(cfg.model, version, cache=Path(cfg.reference.cache_dir) / "models")
     channels = list(model.state.channels)
-    _, values, labels = training_series(
+    _, values, labels, splits = training_series(
         int_sensor_long,
         channels,
         tuple(cfg.reference.splits),
@@ -66,8 +66,9 @@ def ensure_reference(
         cfg.reference.seed,
     )
     ref = build_reference(
-        model, cfg.model, version, values, labels, tags, tuple(cfg.reference.splits)
+        model, cfg.model, version, values, labels, tags, tuple(cfg.reference.splits), splits
     )
+    ref.heldout_splits = list(cfg.reference.heldout_splits)
     ref.save(path)
     logger.info("monitoring reference of %s v%s: %d series -> %s", cfg.model, version, ref.n, path)
     return ref

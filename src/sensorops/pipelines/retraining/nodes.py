@@ -75,19 +75,14 @@ def tag_candidates(
     c = publish.client()
     tags = rt.lineage_tags(lineage)
     out = []
-    for v in registered.get("versions", []):
+    for i, v in enumerate(registered.get("versions", [])):
         name, version = v["name"], str(v["version"])
         for k, val in tags.items():
             c.set_model_version_tag(name, version, k, val)
-        mv = c.get_model_version(name, version)
-        if name == mcfg.model:
-            ensure_reference(
-                mcfg.model_copy(update={"model": name}),
-                version,
-                dict(mv.tags),
-                int_sensor_long,
-                mi_model_input,
-            )
+        if i == 0:  # the base (parity-checked) variant: what the rollout controller takes on
+            mv = c.get_model_version(name, version)
+            cfg = mcfg.model_copy(update={"model": name, "version": version})
+            ensure_reference(cfg, version, dict(mv.tags), int_sensor_long, mi_model_input)
         out.append(
             {
                 "name": name,
