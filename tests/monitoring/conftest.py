@@ -56,7 +56,7 @@ def mon_model(mon_project: dict[str, Any], mlflow_server: str) -> Any:
 
 
 @pytest.fixture(scope="session")
-def mon_reference(mon_project: dict[str, Any], mon_model: Any) -> Any:
+def mon_reference(mon_project: dict[str, Any], mon_model: Any, mlflow_server: str) -> Any:
     """The version's training reference, built by the pipeline's own function (and cached)."""
     import pandas as pd
 
@@ -69,7 +69,9 @@ def mon_reference(mon_project: dict[str, Any], mon_model: Any) -> Any:
         update={"cache_dir": str(project / "data" / "06_models" / "monitoring")})})  # fmt: skip
     frame = pd.read_parquet(project / "data/02_intermediate/sensor_long.parquet")
     mi = load_model_input(project / "data/05_model_input/model_input.npz")
-    return ensure_reference(cfg, mon_project["version"], mon_project["tags"], frame, mi)
+    return ensure_reference(
+        cfg, mon_project["version"], mon_project["tags"], frame, mi, tracking_uri=mlflow_server
+    )
 
 
 @pytest.fixture(scope="session")

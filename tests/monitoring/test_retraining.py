@@ -117,7 +117,8 @@ def test_retraining_chain_registers_a_better_candidate_with_lineage(
         project,
         ["run", "--env=test", "--pipeline=retraining", "--params",
          f"monitoring.force_retrain=true,promotion.model_name={RETRAIN_NAME},"
-         "promotion.register_compression_variants=false,training.trainer.loop.epochs=40"],
+         "promotion.register_compression_variants=false,training.trainer.loop.epochs=40,"
+         "ingestion.ablation.enabled=false"],
         mlflow_server, timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, (result.stdout[-5000:], result.stderr[-5000:])

@@ -8,8 +8,8 @@ The layout is the contract of :mod:`sensorops.serving.prediction_log`:
 Every part file is opened on its own, so an error names the file: a truncated or foreign Parquet
 file, a part whose columns are not the prediction log's (another model's or another tool's
 schema), records of another model, a class list or channel count that changes between parts, a
-duplicated ``(request_id, series_index)``, or a feedback label for a request the log never
-answered. The reader only reads; a caller that fails here has written nothing.
+duplicated ``(request_id, series_index)`` in the window, or a feedback label in the window's
+scope (its request-id prefix, given at or after ``since``) for a request the log never answered. The reader only reads; a caller that fails here has written nothing.
 
 The optional column ``input_values`` (per record the raw input as received, a ``(time,
 channels)`` nested list, NaN as null) is kept when present; the live Great Expectations tiers and
@@ -303,7 +303,10 @@ def read_window(
             frames.append(frame[keep])
             shas[rel] = _sha256(path)
     keys = pd.concat(all_keys, ignore_index=True) if all_keys else pd.DataFrame(columns=KEY)
-    dup = keys[keys.duplicated(KEY, keep=False)]
+    chosen = (
+        pd.concat([f[[*KEY, "_file"]] for f in frames], ignore_index=True) if frames else keys[:0]
+    )
+    dup = chosen[chosen.duplicated(KEY, keep=False)]
     if len(dup):
         row = dup.iloc[0]
         files = sorted(set(dup[(dup.request_id == row.request_id)]["_file"]))
@@ -319,7 +322,7 @@ def read_window(
     if window.last_n is not None and len(records) > window.last_n:
         records = records.iloc[-window.last_n :]
     records = records.reset_index(drop=True)
-    labels = _read_feedback(fb_root, keys)
+    labels = _read_feedback(fb_root, keys, window.request_id_prefix, since)
     if len(records):
         records = records.merge(labels, on=KEY, how="left")
     else:
@@ -343,13 +346,23 @@ def read_window(
     )
 
 
-def _read_feedback(root: Path, keys: pd.DataFrame) -> pd.DataFrame:
-    """The latest label per key; a label for a key the log never answered is an error."""
+def _read_feedback(
+    root: Path, keys: pd.DataFrame, prefix: str | None, since: pd.Timestamp | None
+) -> pd.DataFrame:
+    """The latest label per key; a label for a key the log never answered is an error.
+
+    Only the feedback in the window's scope is read: its request-id prefix, and labels given at
+    or after ``since`` (a label always follows its prediction).
+    """
     known = set(zip(keys["request_id"].astype(str), keys["series_index"].astype(int), strict=True))
     frames = []
     for path in list_parts(root):
         _partitions(path, root)
         frame = _read_part(path, FEEDBACK, "feedback")
+        if prefix:
+            frame = frame[frame["request_id"].astype(str).str.startswith(prefix)]
+        if since is not None:
+            frame = frame[frame["time"] >= since]
         for rid, idx in zip(frame["request_id"].astype(str), frame["series_index"], strict=True):
             if (rid, int(idx)) not in known:
                 raise LogError(

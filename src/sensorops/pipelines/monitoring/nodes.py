@@ -43,7 +43,12 @@ def version_reference(
 
 
 def ensure_reference(
-    cfg: Any, version: str, tags: dict[str, str], int_sensor_long: Any, mi: ModelInput
+    cfg: Any,
+    version: str,
+    tags: dict[str, str],
+    int_sensor_long: Any,
+    mi: ModelInput,
+    tracking_uri: str | None = None,
 ) -> Reference:
     path = reference_path(cfg.reference.cache_dir, cfg.model, version)
     if path.exists():
@@ -56,7 +61,9 @@ def ensure_reference(
             f"{cfg.model} v{version}'s (tag data.train_digest={expected}); run the ingestion of "
             f"that version's data, or put its reference at {path}"
         )
-    model = publish.load_model(cfg.model, version, cache=Path(cfg.reference.cache_dir) / "models")
+    model = publish.load_model(
+        cfg.model, version, tracking_uri, cache=Path(cfg.reference.cache_dir) / "models"
+    )
     channels = list(model.state.channels)
     _, values, labels, splits = training_series(
         int_sensor_long,
