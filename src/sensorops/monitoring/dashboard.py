@@ -92,11 +92,11 @@ def dashboard(plot: dict[str, Any]) -> Figure:
     ax.legend(fontsize=7)
 
     ax = axes[1, 1]
-    rc = np.asarray(ref.alignment_cost, dtype=float)
+    rc = np.asarray(ref.alignment_cost, dtype=float)[ref.model_side_mask()]
     wc = recs["alignment_cost"].to_numpy(dtype=float) if n else np.array([])
     hi_edge = np.nanpercentile(np.concatenate([rc, wc]), 99) if len(wc) else np.nanmax(rc)
     bins = np.linspace(0, hi_edge, 30)
-    ax.hist(rc, bins=bins, density=True, alpha=0.5, label=f"training (n={len(rc)})")
+    ax.hist(rc, bins=bins, density=True, alpha=0.5, label=f"reference, held-out (n={len(rc)})")
     ax.hist(wc, bins=bins, density=True, alpha=0.5, label=f"window (n={len(wc)})")
     ax.set_title("DTW alignment cost")
     ax.legend(fontsize=8)

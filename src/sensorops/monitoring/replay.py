@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gain", type=float, default=1.5)
     ap.add_argument("--offset", type=float, default=1.0)
     ap.add_argument("--shift", type=float, default=2.0)
+    ap.add_argument("--share", type=float, default=1.0, help="new_class: share of the traffic")
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--seeds", type=int, default=5)
@@ -118,14 +119,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labelled", action="store_true")
     ap.add_argument("--raw", action="store_true", help="log the raw input (input_values)")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--min-records", type=int, default=None, help="delay: drift.min_records")
     args = ap.parse_args(argv)
     project = args.project.resolve()
     mlflow.set_tracking_uri(mlflow.get_tracking_uri())
-    cfg = load_monitoring_config({"model": args.model, "version": args.version})
+    overrides: dict[str, Any] = {"model": args.model, "version": args.version}
+    if args.min_records is not None:
+        overrides["drift"] = {"min_records": args.min_records}
+    cfg = load_monitoring_config(overrides)
     model = publish.load_model(
         args.model, args.version, cache=project / "data/06_models/monitoring/models"
     )
     frame = pd.read_parquet(project / "data/02_intermediate/sensor_long.parquet")
+    # after a retraining the table also holds the log's series: replay the original ones only
+    frame = frame[~frame["series_id"].astype(str).str.startswith("log:")]
     channels = list(model.state.channels)
     if args.source == "synthetic":
         from sensorops.config_validation import load_project_parameters
@@ -146,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "gain": args.gain,
         "offset": args.offset,
         "shift": args.shift,
+        "share": args.share,
     }
     if args.command == "write":
         traffic = sim.apply_drift(
@@ -163,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                                         else project / cfg.reference.cache_dir, args.model, args.version))  # fmt: skip
     import tempfile
 
-    sizes = [10, 15, 20, 30, 40, 60, 80, 120, 160, 240, 320]
+    sizes = [5, 8, 10, 15, 20, 30, 40, 60, 80, 120, 160, 240, 320]
+    sizes = [n for n in sizes if n >= cfg.drift.min_records] or [cfg.drift.min_records]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for mode in sim.DRIFT_MODES:
