@@ -118,7 +118,6 @@ class RetrainingConfig(StrictModel):
     max_nan_share: float = Field(0.05, ge=0.0, le=1.0, description="record check: NaN share")
     min_channel_std: float = Field(1e-8, ge=0.0, description="record check: stuck channel")
     value_range: tuple[float, float] = (-1000.0, 1000.0)
-    data_path: str = "data/01_raw/retraining/sensor_long.parquet"
 
 
 def load_monitoring_config(params: Mapping[str, Any] | MonitoringConfig | None) -> MonitoringConfig:

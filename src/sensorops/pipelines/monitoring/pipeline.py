@@ -53,7 +53,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 publish_report,
                 inputs=["rpt_monitoring", "params:monitoring"],
                 outputs="rpt_monitoring_run",
-                name="publish_monitoring",
+                name="publish_report",
                 tags=[TAG],
             ),
         ]
