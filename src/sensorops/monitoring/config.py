@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from sensorops.config_validation import ConfigError, StrictModel, parse
 
@@ -104,6 +104,12 @@ class MonitoringConfig(StrictModel):
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        # `--params monitoring.version=3` arrives as an int; a version is its registry string
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class RetrainingConfig(StrictModel):
