@@ -130,3 +130,35 @@ def test_killed_writer_leaves_a_readable_log_and_loses_at_most_the_buffer(tmp_pa
     assert appended - logged <= 25, (appended, logged)  # at most flush_records lost
     ids = window.records["request_id"].tolist()
     assert ids == [f"k-{i:07d}" for i in range(logged)]  # a prefix: nothing lost in between
+
+
+def _plain_records(day: str, n: int, prefix: str) -> list[dict[str, Any]]:
+    start = pd.Timestamp(f"{day}T12:00:00").to_datetime64()
+    return [
+        {"request_id": f"{prefix}-{i}", "series_index": 0, "time": start + pd.Timedelta(seconds=i).to_timedelta64(),
+         "endpoint": "predict", "model": "m", "version": "2", "alias": "production",
+         "alignment_cost": 1.0, "input_mean": [0.0, 1.0], "input_std": [1.0, 1.0],
+         "predicted": "a", "probabilities": [0.8, 0.2], "classes": ["a", "b"], "latency_ms": 3.0}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def test_days_outside_the_window_are_read_for_their_keys_only(tmp_path: Path) -> None:
+    root = tmp_path / "prediction_log"
+    log = PartitionedLog(root, flush_records=1000, flush_s=3600)
+    log.append(_plain_records("2026-12-03", 5, "old") + _plain_records("2026-12-04", 7, "new"))
+    log.close()
+    fb = PartitionedLog(
+        tmp_path / "feedback", flush_records=100, flush_s=3600, partition_by=("date",)
+    )
+    fb.append([{"request_id": "old-1", "series_index": 0, "label": "b",  # a late label, old request
+                "time": pd.Timestamp("2026-12-04T13:00:00").to_datetime64()}])  # fmt: skip
+    fb.close()
+    since = pd.Timestamp("2026-12-04T00:00:00Z").to_pydatetime()
+    window = read_window(root, WindowConfig(since=since))
+    assert window.n == 7 and set(window.records["request_id"].str[:3]) == {"new"}
+    assert [f.path.split("/")[0] for f in window.files] == ["date=2026-12-04"]
+    old = next(p for p in list_parts(root) if "date=2026-12-03" in str(p))
+    old.write_bytes(old.read_bytes()[:100])  # a truncated part outside the window is still an error
+    with pytest.raises(LogError, match=r"date=2026-12-03/version=2/part-.*: is not a readable"):
+        read_window(root, WindowConfig(since=since))

@@ -132,6 +132,31 @@ def _read_part(path: Path, schema: dict[str, str], what: str) -> pd.DataFrame:
     return frame
 
 
+def _outside(day: str | None, since: pd.Timestamp | None, until: pd.Timestamp | None) -> bool:
+    """True when the partition day ``YYYY-MM-DD`` cannot hold a record of ``[since, until)``."""
+    if day is None:
+        return False
+    try:
+        start = pd.Timestamp(day, tz="UTC")
+    except ValueError:
+        return False
+    end = start + pd.Timedelta(days=1)
+    return (since is not None and end <= since) or (until is not None and start >= until)
+
+
+def _read_keys(path: Path) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path, columns=KEY)
+    except Exception as exc:
+        raise LogError(
+            path,
+            f"is not a readable prediction-log part (truncated, not Parquet, or no keys): {exc}",
+        ) from None
+    return table.to_pandas()
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -241,8 +266,12 @@ def read_window(
     first: dict[str, Path] = {}
     for path in parts:
         parts_kv = _partitions(path, root)
-        frame = _read_part(path, REQUIRED, "prediction-log")
         rel = str(path.relative_to(root))
+        if _outside(parts_kv.get("date"), since, until):
+            # a day outside the window: only its keys (the feedback join), still a readable file
+            all_keys.append(_read_keys(path).assign(_file=rel))
+            continue
+        frame = _read_part(path, REQUIRED, "prediction-log")
         if not len(frame):
             continue
         if "version" not in frame.columns:  # the partition key, dropped from the file
