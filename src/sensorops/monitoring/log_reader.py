@@ -264,6 +264,7 @@ def read_window(
     classes: tuple[str, ...] | None = None
     n_channels: int | None = None
     first: dict[str, Path] = {}
+    seen_model: str | None = None
     for path in parts:
         parts_kv = _partitions(path, root)
         rel = str(path.relative_to(root))
@@ -280,7 +281,8 @@ def read_window(
             frame["version"] = parts_kv["version"]
         frame["version"] = frame["version"].astype(str)
         names = frame["model"].astype(str).unique().tolist()
-        expected_model = model or (frames[0]["model"].iloc[0] if frames else names[0])
+        expected_model = model or seen_model or names[0]
+        seen_model = expected_model
         foreign = [m for m in names if m != expected_model]
         if foreign:
             raise LogError(
