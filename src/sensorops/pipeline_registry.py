@@ -13,14 +13,17 @@ from sensorops.pipelines.compression import pipeline as compression
 from sensorops.pipelines.data_quality import pipeline as data_quality
 from sensorops.pipelines.export import pipeline as export
 from sensorops.pipelines.ingestion import pipeline as ingestion
+from sensorops.pipelines.monitoring import pipeline as monitoring
 from sensorops.pipelines.promotion import pipeline as promotion
+from sensorops.pipelines.retraining import pipeline as retraining
 from sensorops.pipelines.search import pipeline as search
 from sensorops.pipelines.training import pipeline as training
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Every pipeline by name (in workflow order), plus ``__default__`` = all of them but
-    ``search`` (an Optuna study is run on purpose: ``kedro run --pipeline=search``)."""
+    ``search`` (an Optuna study is run on purpose: ``kedro run --pipeline=search``), ``monitoring``
+    (over the prediction log) and ``retraining`` (the whole chain on the log's labelled records)."""
     pipelines = {
         "ingestion": ingestion.create_pipeline(),
         "data_quality": data_quality.create_pipeline(),
@@ -31,4 +34,6 @@ def register_pipelines() -> dict[str, Pipeline]:
     }
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     pipelines["search"] = search.create_pipeline()
+    pipelines["monitoring"] = monitoring.create_pipeline()
+    pipelines["retraining"] = retraining.create_pipeline()
     return pipelines

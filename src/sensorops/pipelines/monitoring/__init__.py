@@ -1,0 +1,1 @@
+"""The ``monitoring`` pipeline (thin adapter over :mod:`sensorops.monitoring`)."""

@@ -1,0 +1,1 @@
+"""The ``retraining`` pipeline (thin adapter over :mod:`sensorops.monitoring.retraining`)."""
