@@ -482,7 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     if args.json:  # MLflow writes "View run ... at: URL" to stdout when a run ends
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    from sensorops.registry.client import connect, resolve_tracking_uri
+    from sensorops.registry.client import access_denied, connect, resolve_tracking_uri
+    from sensorops.tracking import mask_secrets
 
     uri = resolve_tracking_uri(args.tracking_uri)
     # --json keeps stdout pure JSON also under `kedro models`, whose logging config sends the
@@ -494,13 +495,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         reg = connect(uri)
         return COMMANDS[args.command](reg, args, out)
-    except RegistryError as exc:
-        err.print(f"error: {exc}", style="red", markup=False, highlight=False)
-        return exc.exit_code
+    except RegistryError as exc:  # a 403 wrapped by the transition code is still a 403
+        shown = access_denied(exc, uri, _action(args)) or exc
+        err.print(f"error: {mask_secrets(str(shown))}", style="red", markup=False, highlight=False)
+        return shown.exit_code
     except Exception as exc:  # the server died mid-command, or MLflow refused a request
+        denied = access_denied(exc, uri, _action(args))
+        if denied is not None:
+            err.print(f"error: {denied}", style="red", markup=False, highlight=False)
+            return denied.exit_code
         if _looks_unreachable(exc):
             err.print(
-                f"error: MLflow at {uri} stopped answering: {exc}; start it with `make mlflow-server`",
+                f"error: MLflow at {uri} stopped answering: {mask_secrets(str(exc))}; start it "
+                "with `make mlflow-server`",
                 style="red",
                 markup=False,
             )
@@ -508,6 +515,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     finally:
         package_logger.setLevel(old_level)
+
+
+def _action(args: argparse.Namespace) -> str:
+    """What the command tried, for a permission message (``promote sensorops-classifier v3``)."""
+    target = getattr(args, "name", None) or getattr(args, "ref", None) or "the registry"
+    version = getattr(args, "version", None)
+    return f"{args.command} {target}" + (f" v{version}" if version else "")
 
 
 def _looks_unreachable(exc: BaseException) -> bool:
@@ -522,32 +536,26 @@ def cli() -> None:
     """sensorops project commands for the kedro CLI (Kedro loads ``sensorops.cli.cli``)."""
 
 
-@cli.command(
-    name="models",
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_extra_args": True,
-        "help_option_names": [],
-    },
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def kedro_models(args: tuple[str, ...]) -> None:
-    """MLflow model registry: list, show, promote, rollback, history, doctor (= `sensorops models`)."""
-    raise SystemExit(main(["models", *args]))
+_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 
 
-@cli.command(
-    name="serve",
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_extra_args": True,
-        "help_option_names": [],
-    },
+def passthrough(name: str, help_text: str) -> click.Command:
+    """A ``kedro NAME ...`` command that hands its arguments, untouched, to ``sensorops NAME ...``
+    (:func:`main`), so both spellings parse, validate and exit the same way."""
+
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args: tuple[str, ...]) -> None:
+        raise SystemExit(main([name, *args]))
+
+    command.__doc__ = help_text
+    return cli.command(name=name, context_settings=_PASSTHROUGH, help=help_text)(command)
+
+
+kedro_models = passthrough(
+    "models",
+    "MLflow model registry: list, show, promote, rollback, history, doctor (= `sensorops models`).",
 )
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def kedro_serve(args: tuple[str, ...]) -> None:
-    """Serve NAME@ALIAS on Ray Serve (= `sensorops serve`)."""
-    raise SystemExit(main(["serve", *args]))
+kedro_serve = passthrough("serve", "Serve NAME@ALIAS on Ray Serve (= `sensorops serve`).")
 
 
 if __name__ == "__main__":

@@ -23,9 +23,23 @@ from sensorops import run_summary
 from sensorops.config_validation import check_parameters, resolve_project_paths
 from sensorops.hygiene import start_of_run
 from sensorops.runlock import RunLock, release_project_lock
-from sensorops.tracking import check_tracking_uri, default_tracking_uri
+from sensorops.tracking import (
+    apply_credentials,
+    check_tracking_uri,
+    default_tracking_uri,
+    looks_unreachable,
+    mask_secrets,
+    mask_uri,
+    stop_retrying,
+)
 
 logger = logging.getLogger(__name__)
+
+
+def mlflow_uri() -> str:
+    import mlflow
+
+    return mlflow.get_tracking_uri()
 
 
 class MissingUpstreamOutputError(RuntimeError):
@@ -42,11 +56,20 @@ class ProjectConfigHooks:
         check_parameters(context.params, Path(loader.conf_source) / "base", context.env)
         loader.config_patterns.setdefault("mlflow", ["mlflow*", "mlflow*/**", "**/mlflow*"])
         try:  # only the URI is read here; kedro-mlflow validates the file right after
-            server = (loader["mlflow"] or {}).get("server") or {}
+            conf_mlflow = loader["mlflow"] or {}
+            server = conf_mlflow.get("server") or {}
         except Exception:  # a missing or broken mlflow.yml: kedro-mlflow reports it
-            server = {}
-        self._uri = server.get("mlflow_tracking_uri") or default_tracking_uri()
-        check_tracking_uri(self._uri)
+            conf_mlflow, server = None, {}
+        configured = server.get("mlflow_tracking_uri") or default_tracking_uri()
+        # a login in the URI moves to MLFLOW_TRACKING_USERNAME/_PASSWORD; kedro-mlflow, MLflow
+        # and the training workers see the URI without it
+        self._uri = apply_credentials(configured, root)
+        if conf_mlflow is not None and self._uri != configured:
+            loader["mlflow"] = {
+                **conf_mlflow,
+                "server": {**server, "mlflow_tracking_uri": self._uri},
+            }
+        check_tracking_uri(self._uri)  # also a wrong login: refused before any node runs
         self._data_dir = root / "data"
 
     @hook_impl(tryfirst=True)
@@ -100,9 +123,21 @@ class NodeTrackingHooks:
 
     @hook_impl
     def on_node_error(self, error: Exception, node: Node) -> None:
-        message = f"{type(error).__name__}: {error}"[:4900]
+        message = mask_secrets(f"{type(error).__name__}: {error}")[:4900]
         failure = {"sensorops.failed_node": node.name, "sensorops.error": message}
-        self._log({f"node.{node.name}.status": 0.0, **self._stop(node)}, failure)
+        if looks_unreachable(error):
+            stop_retrying()  # one quick try for the tags and for closing the run, no more waiting
+        try:
+            self._log({f"node.{node.name}.status": 0.0, **self._stop(node)}, failure)
+        except Exception as exc:  # the server is gone: the node's own error is what matters
+            if not looks_unreachable(exc):
+                raise
+            stop_retrying()
+            logger.warning(
+                "could not tag the MLflow run with the failure of node %s: %s unreachable",
+                node.name,
+                mask_uri(str(mlflow_uri())),
+            )
 
     @hook_impl
     def after_pipeline_run(self, pipeline: Any, catalog: Any) -> None:

@@ -16,8 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sensorops.registry.errors import NotFoundError, ServerUnreachable
-from sensorops.tracking import TrackingServerUnreachable, check_tracking_uri, default_tracking_uri
+from sensorops.registry.errors import NotFoundError, RegistryError, ServerUnreachable
+from sensorops.tracking import (
+    TrackingAuthError,
+    TrackingServerUnreachable,
+    apply_credentials,
+    check_tracking_uri,
+    default_tracking_uri,
+    mask_secrets,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -32,10 +39,45 @@ _FLUENT_LOCK = threading.RLock()
 """Held for the whole ``with`` block of :meth:`Registry.fluent` (MLflow's fluent URIs are process-global)."""
 
 
+class AccessDenied(RegistryError, PermissionError):
+    """The server refused the login (HTTP 401) or the user lacks a permission (HTTP 403)."""
+
+    exit_code = 7
+
+
 def resolve_tracking_uri(uri: str | None) -> str:
     """``uri`` if given, else :func:`sensorops.tracking.default_tracking_uri` (``$MLFLOW_TRACKING_URI``,
-    else ``sqlite:///<project root>/mlflow.db``, absolute, whatever the working directory)."""
-    return uri or default_tracking_uri()
+    else ``sqlite:///<project root>/mlflow.db``, absolute, whatever the working directory).
+
+    A login in the URI (``http://user:secret@host``) moves to ``MLFLOW_TRACKING_USERNAME``/
+    ``_PASSWORD`` (:func:`sensorops.tracking.apply_credentials`); the URI returned has none.
+    """
+    return apply_credentials(uri) if uri else default_tracking_uri()
+
+
+def access_denied(exc: BaseException, uri: str, action: str) -> AccessDenied | None:
+    """An :class:`AccessDenied` for MLflow's 401/403 answers (``exc`` or its causes), else None."""
+    from mlflow.exceptions import MlflowException
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, MlflowException):
+            code = getattr(seen, "error_code", "")
+            user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+            who = f"user {user!r}" if user else "an anonymous client"
+            if code == "PERMISSION_DENIED" or "403 != 200" in str(seen):
+                return AccessDenied(
+                    f"permission denied: MLflow at {uri} does not let {who} {action} "
+                    "(HTTP 403); nothing was changed. Ask the server's admin for the permission "
+                    "(MANAGE or EDIT on the registered model), or use another login."
+                )
+            if code == "UNAUTHENTICATED" or "401 != 200" in str(seen):
+                return AccessDenied(
+                    f"MLflow at {uri} refused the login of {who} (HTTP 401); nothing was changed. "
+                    "Check MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD."
+                )
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
@@ -48,8 +90,10 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     if uri.startswith(("http://", "https://")):
         try:
             check_tracking_uri(uri, timeout_s=timeout_s)
+        except TrackingAuthError as exc:
+            raise AccessDenied(mask_secrets(str(exc))) from None
         except TrackingServerUnreachable as exc:
-            raise ServerUnreachable(f"{exc} Or pass --tracking-uri.") from exc
+            raise ServerUnreachable(f"{mask_secrets(str(exc))} Or pass --tracking-uri.") from None
     elif uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///") :])
         if not path.exists():
