@@ -45,7 +45,9 @@ default_permission = ${MLFLOW_AUTH_DEFAULT_PERMISSION:-READ}
 database_uri = $AUTH_DB
 admin_username = ${MLFLOW_AUTH_ADMIN_USERNAME:-admin}
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
-grant_default_workspace_access = false
+# true: default_permission applies to every user in the (only) 'default' workspace; with false
+# a user sees nothing they were not granted explicitly, default_permission included
+grant_default_workspace_access = ${MLFLOW_AUTH_GRANT_DEFAULT_WORKSPACE_ACCESS:-true}
 # Each request's password check is a PBKDF2 hash (0.4-0.8 s on a busy 2-core machine), which made
 # the promotion lease's read->write gap exceed lock.max_write_gap_s. Cache good logins for a
 # minute; a password change through the API invalidates it at once (one worker).

@@ -35,6 +35,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,6 +67,44 @@ def _project_path(relative: str) -> Path:
     return project_root() / relative
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,255}")
+_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,255}")
+
+
+def model_name(text: str) -> str:
+    """argparse type of a registered model name: letters, digits, ``._+-`` and spaces.
+
+    ``/`` and ``@`` separate versions and aliases in references (``NAME/3``, ``NAME@production``)
+    and in ``models:/`` URIs, so a name holding one can never be addressed; it is a usage error.
+    """
+    if not _NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"invalid model name {text!r}: use letters, digits, '.', '_', '+', '-' and spaces "
+            "(no '/' or '@'), starting with a letter or digit"
+        )
+    return text
+
+
+def model_version(text: str) -> str:
+    """argparse type of a model version: a positive integer (MLflow numbers versions 1, 2, ...)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"invalid version {text!r}: a positive integer (1, 2, ...)"
+        )
+    return str(int(text))
+
+
+def model_ref(text: str) -> str:
+    """argparse type of ``NAME``, ``NAME@ALIAS`` or ``NAME/VERSION``, each part checked."""
+    name, sep, rest = text.partition("@") if "@" in text else text.partition("/")
+    model_name(name)
+    if sep == "@" and not _ALIAS.fullmatch(rest):
+        raise argparse.ArgumentTypeError(f"invalid alias {rest!r} in {text!r}")
+    if sep == "/":
+        model_version(rest)
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -87,16 +126,16 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "list", parents=[common], help="list registered models, or the versions of NAME"
     )
-    p.add_argument("name", nargs="?", help="registered model name")
+    p.add_argument("name", nargs="?", type=model_name, help="registered model name")
 
     p = sub.add_parser("show", parents=[common], help="version details and lineage chain")
-    p.add_argument("ref", help="NAME, NAME@ALIAS or NAME/VERSION")
+    p.add_argument("ref", type=model_ref, help="NAME, NAME@ALIAS or NAME/VERSION")
 
     p = sub.add_parser(
         "promote", parents=[common], help="move a version to a stage through the gates"
     )
-    p.add_argument("name", help="registered model name")
-    p.add_argument("version", help="version number")
+    p.add_argument("name", type=model_name, help="registered model name")
+    p.add_argument("version", type=model_version, help="version number")
     p.add_argument(
         "--to", dest="target", required=True, choices=["staging", "production", "archived"]
     )
@@ -113,13 +152,18 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("rollback", parents=[common], help="restore the previous production version")
-    p.add_argument("name", help="registered model name")
-    p.add_argument("--to-version", default=None, help="go back to this earlier production version")
+    p.add_argument("name", type=model_name, help="registered model name")
+    p.add_argument(
+        "--to-version",
+        default=None,
+        type=model_version,
+        help="go back to this earlier production version",
+    )
     p.add_argument("--reason", default="", help="why (stored in the audit trail)")
     _config_args(p)
 
     p = sub.add_parser("history", parents=[common], help="transition history of a registered model")
-    p.add_argument("name", help="registered model name")
+    p.add_argument("name", type=model_name, help="registered model name")
 
     p = sub.add_parser(
         "doctor",
@@ -127,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
         help="check a registered model for inconsistencies (half-done changes of killed "
         "processes, several stage holders, stray aliases, missing artifacts) and fix them",
     )
-    p.add_argument("name", help="registered model name")
+    p.add_argument("name", type=model_name, help="registered model name")
     p.add_argument("--fix", action="store_true", help="repair what was found (takes the lease)")
     _config_args(p)
     return parser

@@ -135,6 +135,15 @@ class TeamServer:
             get_app_client("basic-auth", tracking_uri=self.uri).create_user(name, password)
         return password
 
+    def grant(self, user: str, resource_type: str, resource_id: str, permission: str) -> None:
+        """As admin: ``user`` gets ``permission`` (READ, EDIT, MANAGE...) on one resource."""
+        from mlflow.server import get_app_client
+
+        with self.login(self.admin, self.admin_password):
+            get_app_client("basic-auth", tracking_uri=self.uri).grant_user_permission(
+                user, resource_type, resource_id, permission
+            )
+
 
 @pytest.fixture(scope="session")
 def team_server(postgres: Postgres) -> Iterator[TeamServer]:

@@ -117,12 +117,8 @@ def test_whole_run_lands_in_postgres_with_proxied_artifacts(
 def test_read_only_user_can_look_but_not_promote(
     team: dict[str, Any], team_server: TeamServer, admin: Any
 ) -> None:
-    from mlflow.server import get_app_client
-
     password = team_server.add_user("reader")
-    get_app_client("basic-auth", tracking_uri=team_server.uri).create_registered_model_permission(
-        MODEL, "reader", "READ"
-    )
+    team_server.grant("reader", "registered_model", MODEL, "READ")
     project, uri, login = team["project"], team_server.uri, _login("reader", password)
     listed = _run(["sensorops", "models", "list", MODEL, "--json"], project, uri, login)
     assert listed.returncode == 0, listed.stderr

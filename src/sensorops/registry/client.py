@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -66,10 +67,12 @@ def access_denied(exc: BaseException, uri: str, action: str) -> AccessDenied | N
             user = os.environ.get("MLFLOW_TRACKING_USERNAME")
             who = f"user {user!r}" if user else "an anonymous client"
             if code == "PERMISSION_DENIED" or "403 != 200" in str(seen):
+                endpoint = re.search(r"endpoint (/\S+)", str(seen))
+                where = f" at {endpoint[1]}" if endpoint else ""
                 return AccessDenied(
                     f"permission denied: MLflow at {uri} does not let {who} {action} "
-                    "(HTTP 403); nothing was changed. Ask the server's admin for the permission "
-                    "(MANAGE or EDIT on the registered model), or use another login."
+                    f"(HTTP 403{where}); nothing was changed. Ask the server's admin for the "
+                    "permission (EDIT or MANAGE on the registered model), or use another login."
                 )
             if code == "UNAUTHENTICATED" or "401 != 200" in str(seen):
                 return AccessDenied(

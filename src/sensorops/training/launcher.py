@@ -165,6 +165,54 @@ def _check_resume_compatibility(cfg: TrainingConfig, out: Path, mi: ModelInput) 
             )
 
 
+def bound_batch_size(cfg: TrainingConfig, plan: LaunchPlan, n_train: int) -> TrainingConfig:
+    """``cfg`` with a global batch no larger than the training split (with a warning).
+
+    A batch larger than the data only repeats samples (the sampler pads every rank to the same
+    count) and made the run summary report more samples than exist. The bound is ``n_train``
+    rounded down to a multiple of world size x gradient accumulation (at least that product).
+    """
+    if cfg.data.batch_size <= n_train:
+        return cfg
+    need = plan.world_size * cfg.optimizer.grad_accum_steps
+    bounded = max(need, n_train // need * need)
+    logger.warning(
+        "training.trainer.data.batch_size=%d exceeds the %d training series; using %d",
+        cfg.data.batch_size,
+        n_train,
+        bounded,
+    )
+    return cfg.replace(data={"batch_size": bounded})
+
+
+def check_resume_checkpoint(cfg: TrainingConfig, out: Path) -> None:
+    """A ``last.pt`` that the workers would resume from must load, checked before they start.
+
+    A truncated or corrupt file otherwise fails every worker (and every restart) one by one.
+
+    Raises:
+        CheckpointError: names the file, what is wrong, and the two ways out.
+    """
+    if cfg.checkpoint.resume == "never":
+        return
+    from sensorops.architectures import CheckpointError, read_checkpoint
+    from sensorops.training.checkpoint import LAST, checkpoint_dir
+
+    path = checkpoint_dir(out) / LAST
+    if not path.is_file():
+        return  # auto: start fresh; must: the workers say what is missing
+    try:
+        read_checkpoint(path)
+    except CheckpointError as exc:
+        cause = exc.__cause__
+        why = f"{type(cause).__name__}: {str(cause)[:200]}" if cause else str(exc)
+        raise CheckpointError(
+            f"cannot resume from {path} ({path.stat().st_size} bytes): it does not load ({why}). "
+            "Start fresh with --params=training.trainer.checkpoint.resume=never, or delete the "
+            "file; nothing was started."
+        ) from None
+
+
 def _tracking_uri(cfg: TrainingConfig) -> str:
     import mlflow
 
@@ -365,6 +413,8 @@ def launch_training(
         mi_path = Path(model_input).resolve()
         mi, source = load_model_input(mi_path), str(mi_path)
     check_model_input(mi, cfg, source)
+    cfg = bound_batch_size(cfg, plan, len(mi.y["train"]))
+    check_resume_checkpoint(cfg, out)
     _check_resume_compatibility(cfg, out, mi)
     if cfg.mlflow.enabled:
         check_tracking_uri(_tracking_uri(cfg))
