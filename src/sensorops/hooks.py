@@ -21,6 +21,7 @@ from kedro.pipeline import Node
 
 from sensorops import run_summary
 from sensorops.config_validation import check_parameters, resolve_project_paths
+from sensorops.console import FAILED_NODE, root_cause
 from sensorops.hygiene import start_of_run
 from sensorops.runlock import RunLock, release_project_lock
 from sensorops.tracking import (
@@ -96,6 +97,7 @@ class NodeTrackingHooks:
         self._seconds: dict[str, float] = defaultdict(float)
         self._pipelines: set[str] = set()
         self._project_path = Path.cwd()
+        self._io: tuple[Node, str] | None = None
 
     @hook_impl
     def after_context_created(self, context: KedroContext) -> None:
@@ -123,9 +125,23 @@ class NodeTrackingHooks:
 
     @hook_impl
     def on_node_error(self, error: Exception, node: Node) -> None:
-        message = mask_secrets(f"{type(error).__name__}: {error}")[:4900]
-        failure = {"sensorops.failed_node": node.name, "sensorops.error": message}
-        if looks_unreachable(error):
+        self._fail(error, node)
+
+    def _fail(self, error: Exception, node: Node, original: Exception | None = None) -> None:
+        """Tag the run with the failed node and the real cause (``original``: a load/save's)."""
+        FAILED_NODE["name"] = node.name
+        shown = original if original is not None else error
+        cause = root_cause(shown)  # e.g. the NotADirectoryError under Kedro's DatasetError
+        message = f"{type(shown).__name__}: {shown}"
+        if original is not None:
+            message = f"{error}: {message}"
+        if cause is not shown:
+            message += f" (cause: {type(cause).__name__}: {cause})"
+        failure = {
+            "sensorops.failed_node": node.name,
+            "sensorops.error": mask_secrets(message)[:4900],
+        }
+        if looks_unreachable(shown):
             stop_retrying()  # one quick try for the tags and for closing the run, no more waiting
         try:
             self._log({f"node.{node.name}.status": 0.0, **self._stop(node)}, failure)
@@ -149,7 +165,30 @@ class NodeTrackingHooks:
         release_project_lock(self._project_path / "data")
 
     @hook_impl
-    def on_pipeline_error(self) -> None:
+    def before_dataset_loaded(self, dataset_name: str, node: Node) -> None:
+        self._io = (node, f"loading {dataset_name}")
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, node: Node) -> None:
+        self._io = (node, f"saving {dataset_name}")
+
+    @hook_impl
+    def after_dataset_loaded(self) -> None:
+        self._io = None
+
+    @hook_impl
+    def after_dataset_saved(self) -> None:
+        self._io = None
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception) -> None:
+        # Kedro calls on_node_error only for the node function: a failed load or save of a
+        # node's dataset gets its failure tags here (the node and the real cause, named)
+        if self._io is not None and "name" not in FAILED_NODE:
+            node, what = self._io
+            self._io = None
+            self._started.setdefault(node.name, time.perf_counter())
+            self._fail(RuntimeError(f"{what} failed"), node, error)
         self._report_timings()
         release_project_lock(self._project_path / "data")
 

@@ -12,16 +12,24 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 from kedro.config import OmegaConfigLoader
 
 from sensorops.config_validation import CONFIG_LOADER_ARGS as _SHARED_LOADER_ARGS
+from sensorops.console import configure_project_logging, install_excepthook
 from sensorops.hooks import NodeTrackingHooks, ProjectConfigHooks
 from sensorops.tracking import bound_http_retries, default_tracking_uri
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 # a tracking server that dies mid-run fails the run in about a minute, not 26 (user values win)
 bound_http_retries()
+# an uncaught error: one block on the console, the traceback in logs/last-error.log
+install_excepthook()
+# logs/sensorops.log and the third-party noise filter on every handler (sensorops.console.NOISE)
+configure_project_logging()
+# omegaconf 2.4 deprecates register_new_resolver, which Kedro and kedro-mlflow still call (5 per run)
+warnings.filterwarnings("ignore", message=r".*register_new_resolver.*")
 
 HOOKS = (ProjectConfigHooks(), NodeTrackingHooks())
 

@@ -122,3 +122,46 @@ def test_single_node_runs_rendezvous_on_loopback(tmp_path: Path) -> None:
     assert single_node_loopback(_cfg(tmp_path))
     assert single_node_loopback(_cfg(tmp_path, launch={"rdzv_endpoint": "127.0.0.1:29400"}))
     assert not single_node_loopback(_cfg(tmp_path, launch={"rdzv_endpoint": "10.0.0.1:29400"}))
+
+
+@pytest.mark.slow
+def test_save_failure_prints_one_block_naming_the_real_cause(
+    e2e: dict[str, Any], mlflow_server: str, tmp_path: Path
+) -> None:
+    """``data/08_reporting`` replaced by a file: the block names the node, the dataset and the
+    NotADirectoryError (not Kedro's "versioning" guess), the run carries the failure tags."""
+    import shutil
+
+    from mlflow import MlflowClient
+
+    from tests.conftest import experiment_runs
+    from tests.kedro_project import run_kedro
+
+    project = Path(
+        shutil.copytree(e2e["project"], tmp_path / "p", ignore=shutil.ignore_patterns("build"))
+    )
+    mlflow_yml = project / "conf" / "base" / "mlflow.yml"
+    experiment = "failures-" + tmp_path.name[-12:]
+    mlflow_yml.write_text(
+        mlflow_yml.read_text().replace(f"name: {e2e['experiment']}\n", f"name: {experiment}\n")
+    )
+    reporting = project / "data" / "08_reporting"
+    shutil.rmtree(reporting)
+    reporting.write_text("not a folder\n")
+    result = run_kedro(project, ["run", "--env=test", "--pipeline=data_quality"], mlflow_server)
+    assert result.returncode != 0
+    console = result.stdout + result.stderr
+    assert "Traceback" not in console, console[-3000:]
+    block = result.stderr[result.stderr.index("error: node '") :].strip().splitlines()
+    assert len(block) <= 15, block
+    assert "NotADirectoryError" in "\n".join(block), block
+    assert console.count("was closed because of an error") <= 1
+    log = project / "logs" / "last-error.log"
+    assert "Traceback" in log.read_text()
+    client = MlflowClient(tracking_uri=mlflow_server)
+    (run,) = [
+        r for r in experiment_runs(client, experiment) if "mlflow.parentRunId" not in r.data.tags
+    ]
+    assert run.info.status == "FAILED"
+    assert run.data.tags["sensorops.failed_node"] in block[0]
+    assert "NotADirectoryError" in run.data.tags["sensorops.error"]
