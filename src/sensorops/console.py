@@ -132,6 +132,10 @@ def error_block(exc: BaseException, log_path: Path | None) -> str:
     lines: list[str] = []
     node = FAILED_NODE.get("name")
     lines.append(f"error: node '{node}' failed" if node else "error: the run failed")
+    raised = exc
+    # the project's own error says what happened; a third-party one raised while cleaning up
+    # after it (kedro-mlflow closing the run against a dead server) is only a footnote
+    exc = next((e for e in _chain(raised) if type(e).__module__.startswith("sensorops")), raised)
     message = str(exc).strip().splitlines() or [""]
     first = f"{type(exc).__name__}: {message[0]}"
     lines.append(f"  {first}")
@@ -142,6 +146,8 @@ def error_block(exc: BaseException, log_path: Path | None) -> str:
     cause = root_cause(exc)
     if cause is not exc and str(cause) not in str(exc):
         lines.append(f"  cause: {_one_line(cause)}")
+    if exc is not raised:
+        lines.append(f"  then: {_one_line(raised)[:200]}")
     where = f"full traceback in {log_path}" if log_path else "no log file could be written"
     lines.append(f"  {where} ({DEBUG_ENV}=1 prints it here)")
     return mask_secrets("\n".join(lines))

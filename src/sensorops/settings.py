@@ -30,6 +30,9 @@ install_excepthook()
 configure_project_logging()
 # omegaconf 2.4 deprecates register_new_resolver, which Kedro and kedro-mlflow still call (5 per run)
 warnings.filterwarnings("ignore", message=r".*register_new_resolver.*")
+# MLflow asks every PythonModel subclass for type hints on predict; sensorops' pyfunc wrapper takes
+# a DataFrame and checks its input itself (sensorops.registry.pyfunc), so the hint adds nothing
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method.*")
 
 HOOKS = (ProjectConfigHooks(), NodeTrackingHooks())
 

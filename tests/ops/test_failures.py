@@ -148,7 +148,7 @@ def test_save_failure_prints_one_block_naming_the_real_cause(
     reporting = project / "data" / "08_reporting"
     shutil.rmtree(reporting)
     reporting.write_text("not a folder\n")
-    result = run_kedro(project, ["run", "--env=test", "--pipeline=data_quality"], mlflow_server)
+    result = run_kedro(project, ["run", "--env=test", "--pipelines=data_quality"], mlflow_server)
     assert result.returncode != 0
     console = result.stdout + result.stderr
     assert "Traceback" not in console, console[-3000:]

@@ -80,7 +80,7 @@ def team(
     password = team_server.add_user("alice")
     host = team_server.uri.removeprefix("http://")
     result = _run(
-        ["kedro", "run", "--env=test", "--pipeline=promotion"],
+        ["kedro", "run", "--env=test", "--pipelines=promotion"],
         project,
         f"http://alice:{password}@{host}",
     )

@@ -133,8 +133,8 @@ class RunLogger:
             self.created_run = self.ctx.is_main
         self.run_id = run_id
         prefix = f"system.rank{self.ctx.rank}"
-        self._client.set_tag(run_id, f"{prefix}.host", self.ctx.host)
-        self._client.set_tag(run_id, f"{prefix}.device", str(self.ctx.device))
+        self._call("set_tag", run_id, f"{prefix}.host", self.ctx.host)
+        self._call("set_tag", run_id, f"{prefix}.device", str(self.ctx.device))
         if self.ctx.is_main and params:
             self._log_params(params)
         self._sender = threading.Thread(target=self._send_loop, name="mlflow-sender", daemon=True)
@@ -166,10 +166,13 @@ class RunLogger:
     def _log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        existing = self._client.get_run(self.run_id).data.params
+        run = self._call("get_run", self.run_id)
+        if run is None:  # the server is gone (self.outage says so)
+            return
+        existing = run.data.params
         items = [Param(k, v) for k, v in flatten(params).items() if k not in existing]
         for i in range(0, len(items), 90):
-            self._client.log_batch(self.run_id, params=items[i : i + 90])
+            self._call("log_batch", self.run_id, params=items[i : i + 90])
 
     def close(self, status: str | None = None) -> None:
         """Flush everything, stop the threads; terminate the run if this rank created it."""
