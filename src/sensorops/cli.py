@@ -26,7 +26,12 @@ adds to its own.
 
 Exit codes: 0 ok; 1 promotion refused by a gate; 2 usage error or unknown model/version/alias;
 3 tracking server unreachable; 4 another promotion holds the model's lease; 5 a transition
-failed part-way and was undone; 6 ``doctor`` found inconsistencies it did not (or could not) fix.
+failed part-way and was undone; 6 ``doctor`` found inconsistencies it did not (or could not) fix;
+7 the tracking server refused the login (HTTP 401) or the permission (HTTP 403); nothing changed.
+
+A login may ride in the URI (``http://user:secret@host:5000``): it moves to
+``MLFLOW_TRACKING_USERNAME``/``_PASSWORD`` and every printed URI is masked. Names and versions are
+checked before anything is contacted (exit 2).
 """
 
 from __future__ import annotations
