@@ -52,9 +52,11 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from sensorops.console import quiet_third_party_warnings
 from sensorops.registry.errors import RegistryConfigError, RegistryError
 
 logger = logging.getLogger(__name__)
+quiet_third_party_warnings()  # Kedro imports this module first: the earliest place for them
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 DEFAULT_MODEL_INPUT = "data/05_model_input/model_input.npz"

@@ -45,6 +45,26 @@ ONCE = (
 )
 
 
+WARNINGS = (
+    # omegaconf 2.4 deprecates register_new_resolver, which Kedro and kedro-mlflow still call
+    r".*register_new_resolver.*",
+    # MLflow asks every PythonModel subclass for type hints on predict; sensorops' pyfunc wrapper
+    # takes a DataFrame and checks its input itself (sensorops.registry.pyfunc)
+    r".*Add type hints to the `predict` method.*",
+    # tslearn can read/write HDF5 with h5py; sensorops never uses that
+    r".*h5py not installed, hdf5 features will not be supported.*",
+)
+
+
+def quiet_third_party_warnings() -> None:
+    """Ignore the :data:`WARNINGS` (each with its reason); called as early as the project loads
+    (``sensorops.cli``, which Kedro imports at start-up, and ``settings.py``)."""
+    import warnings
+
+    for message in WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+
+
 class NoiseFilter(logging.Filter):
     """Drop :data:`NOISE`; let the first record matching each :data:`ONCE` pattern through."""
 

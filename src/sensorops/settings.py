@@ -12,12 +12,15 @@
 from __future__ import annotations
 
 import os
-import warnings
 
 from kedro.config import OmegaConfigLoader
 
 from sensorops.config_validation import CONFIG_LOADER_ARGS as _SHARED_LOADER_ARGS
-from sensorops.console import configure_project_logging, install_excepthook
+from sensorops.console import (
+    configure_project_logging,
+    install_excepthook,
+    quiet_third_party_warnings,
+)
 from sensorops.hooks import NodeTrackingHooks, ProjectConfigHooks
 from sensorops.tracking import bound_http_retries, default_tracking_uri
 
@@ -28,11 +31,8 @@ bound_http_retries()
 install_excepthook()
 # logs/sensorops.log and the third-party noise filter on every handler (sensorops.console.NOISE)
 configure_project_logging()
-# omegaconf 2.4 deprecates register_new_resolver, which Kedro and kedro-mlflow still call (5 per run)
-warnings.filterwarnings("ignore", message=r".*register_new_resolver.*")
-# MLflow asks every PythonModel subclass for type hints on predict; sensorops' pyfunc wrapper takes
-# a DataFrame and checks its input itself (sensorops.registry.pyfunc), so the hint adds nothing
-warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method.*")
+# known third-party warnings, each with its reason (sensorops.console.WARNINGS)
+quiet_third_party_warnings()
 
 HOOKS = (ProjectConfigHooks(), NodeTrackingHooks())
 

@@ -39,8 +39,10 @@ SHORT_BOUND = {  # each MLflow call gives up after about 1 s against a refused c
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
 }
 FAIL_BOUND_S = 120  # from the kill to the end of `kedro run`, with the short bound above
-# long enough to kill the server while the workers train (a few seconds at the test size)
-TRAIN = ["run", "--env=test", "--pipelines=training", "--params=training.trainer.loop.epochs=40"]
+TRAIN = ["run", "--env=test", "--pipelines=training"]
+# the killed run: long enough to kill the server after the first epoch's checkpoint while the
+# workers go on training; the rerun keeps the test env's 3 epochs
+LONG = "--params=training.trainer.loop.epochs=15"
 
 
 def _listening(pids: list[int]) -> set[tuple[str, int]]:
@@ -115,11 +117,11 @@ def _project(e2e: dict[str, Any], target: Path) -> Path:
     return project
 
 
-def _start(project: Path, uri: str, log: Path) -> subprocess.Popen[str]:
+def _start(project: Path, uri: str, log: Path, *extra: str) -> subprocess.Popen[str]:
     kedro = Path(sys.executable).with_name("kedro")
     out = open(log, "w")
     return subprocess.Popen(
-        [str(kedro), *TRAIN],
+        [str(kedro), *TRAIN, *extra],
         cwd=project,
         env={**kedro_env(uri), **SHORT_BOUND},
         stdout=out,
@@ -148,7 +150,7 @@ def test_server_killed_mid_training_fails_fast_and_rerun_completes(
     first_log = tmp_path / "first.log"
     last = project / "data" / "06_models" / "training" / "checkpoints" / "last.pt"
     started = time.time()
-    first = _start(project, server.uri, first_log)
+    first = _start(project, server.uri, first_log, LONG)
     # the workers are training: their first epoch-end checkpoint is written
     _wait_for(first_log, first, lambda: last.is_file() and last.stat().st_mtime > started, 300)
     server.kill()
