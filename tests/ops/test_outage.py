@@ -42,7 +42,7 @@ FAIL_BOUND_S = 120  # from the kill to the end of `kedro run`, with the short bo
 TRAIN = ["run", "--env=test", "--pipelines=training"]
 # the killed run: long enough to kill the server after the first epoch's checkpoint while the
 # workers go on training; the rerun keeps the test env's 3 epochs
-LONG = "--params=training.trainer.loop.epochs=15"
+LONG = "--params=training.trainer.loop.epochs=30"
 
 
 def _listening(pids: list[int]) -> set[tuple[str, int]]:
