@@ -108,6 +108,8 @@ class NodeTrackingHooks:
         import mlflow
 
         self._seconds.clear()
+        self._io = None
+        FAILED_NODE.clear()  # one process may run several sessions (notebooks, tests)
         self._pipelines = run_summary.registered_pipelines()
         run = mlflow.active_run()
         self._run_id = run.info.run_id if run is not None else None
