@@ -15,7 +15,7 @@ PIPELINE ?= __default__
 TEST_WORKERS ?= 2
 export KEDRO_DISABLE_TELEMETRY := true
 
-.PHONY: help install run test lint format mlflow-server ui viz viz-build bench serve clean
+.PHONY: help install run test lint format mlflow-server mlflow-team ui viz viz-build bench serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ mlflow-server: $(STAMP)  ## a real tracking server on 127.0.0.1:$(MLFLOW_PORT) (
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) \
 	  --workers 1 --backend-store-uri sqlite:///$(CURDIR)/mlflow-server/mlflow.db \
 	  --artifacts-destination $(CURDIR)/mlflow-server/artifacts
+
+mlflow-team: $(STAMP)  ## team server: PostgreSQL store (MLFLOW_BACKEND_STORE_URI), proxied artifacts, basic auth; see pipelines/mlflow-team.sh
+	MLFLOW=$(CURDIR)/$(BIN)/mlflow MLFLOW_TEAM_PORT=$${MLFLOW_TEAM_PORT:-$(MLFLOW_PORT)} bash pipelines/mlflow-team.sh
 
 ui: $(STAMP)  ## MLflow UI over the embedded store (mlflow.db) on 127.0.0.1:$(MLFLOW_PORT)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \

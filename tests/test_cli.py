@@ -180,3 +180,17 @@ def test_connect_without_a_configured_uri_uses_the_project_store(project):
             connect(None)
     finally:
         mlflow.set_tracking_uri(old)
+
+
+def test_kedro_passthrough_commands_share_one_factory() -> None:
+    """``kedro models ...`` / ``kedro serve ...`` hand their arguments to ``sensorops`` untouched."""
+    from click.testing import CliRunner
+
+    from sensorops.cli import cli, passthrough
+
+    assert {"models", "serve"} <= set(cli.commands)
+    result = CliRunner().invoke(cli, ["models", "show", "team/model/x"])
+    assert result.exit_code == 2, result.output
+    assert "invalid version 'model/x'" in result.output
+    assert passthrough("noop-for-test", "x").name == "noop-for-test"
+    cli.commands.pop("noop-for-test")

@@ -37,11 +37,25 @@ def test_unknown_top_level_key() -> None:
 
 
 def test_free_form_mappings_accept_any_key() -> None:
-    params = {
-        "training": {"ranges": {"acc_x": [-5, 5]}},
-        "ingestion": {"source": {"path": {"x": 1}}},
-    }
+    params = {"training": {"ranges": {"acc_x": [-5, 5]}}, "ingestion": {"source": {"path": "x"}}}
     assert unknown_parameter_keys(params, REFERENCE) == []
+
+
+def test_keys_under_a_null_default_are_unknown(tmp_path: Path) -> None:
+    """A null in base is an unset value: ``tracking_uri.x=1`` used to pass and crash later."""
+    params = {"ingestion": {"source": {"path": {"x": 1}}}}
+    assert unknown_parameter_keys(params, REFERENCE) == [("ingestion.source.path.x", [])]
+    (tmp_path / "parameters_training.yml").write_text(
+        "training:\n  trainer:\n    mlflow:\n      tracking_uri: null\n"
+    )
+    with pytest.raises(UnknownParameterError) as info:
+        check_parameters(
+            {"training": {"trainer": {"mlflow": {"tracking_uri": {"x": 1}}}}}, tmp_path, "local"
+        )
+    assert (
+        "training.trainer.mlflow.tracking_uri.x is not a known key: "
+        "training.trainer.mlflow.tracking_uri takes a single value" in str(info.value)
+    )
 
 
 def test_check_parameters_message_names_key_file_and_suggestion(tmp_path: Path) -> None:

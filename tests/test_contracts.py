@@ -128,7 +128,7 @@ def test_headline_metrics_come_from_the_contract() -> None:
             "size_bytes": 10,
             "parity_max_abs_diff": 1e-6,
             "parity_pred_mismatches": 0,
-            "onnx_accuracy": 0.75,
+            "onnx_parity_accuracy": 0.75,
         }
     )
     assert export.metrics()["export.opset"] == {"value": 20.0, "step": 0}

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from kedro.framework.hooks.manager import _create_hook_manager
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import AbstractDataset, DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
 from mlflow import MlflowClient
@@ -99,3 +99,36 @@ def test_failing_node_is_tagged_with_name_and_error(mlflow_server: str) -> None:
 def test_describe_data(obj: object, count: int | None, shape: tuple[int, ...] | None) -> None:
     size = describe_data(obj)
     assert (size.count, size.shape) == (count, shape)
+
+
+class _UnwritableDataset(AbstractDataset):
+    """Saving fails as it does when ``data/08_reporting`` is a file."""
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _save(self, data: object) -> None:
+        raise NotADirectoryError(20, "Not a directory", "data/08_reporting/report.json")
+
+    def _describe(self) -> dict:
+        return {}
+
+
+def test_failed_save_tags_the_node_and_the_real_cause(mlflow_server: str) -> None:
+    """Kedro calls on_node_error for the node function only: a save failure is tagged too."""
+    mlflow.set_tracking_uri(mlflow_server)
+    mlflow.set_experiment("hooks-test")
+    hooks = NodeTrackingHooks()
+    manager = _create_hook_manager()
+    manager.register(hooks)
+    catalog = DataCatalog({"params:n": MemoryDataset(5), "rpt_frame": _UnwritableDataset()})
+    pipeline = Pipeline([node(make_frame, "params:n", "rpt_frame", name="make_report")])
+    with mlflow.start_run() as run:
+        hooks.before_pipeline_run({"run_id": "k", "pipeline_names": ["x"]}, pipeline, catalog)
+        with pytest.raises(Exception) as info:
+            SequentialRunner().run(pipeline, catalog, hook_manager=manager)
+        hooks.on_pipeline_error(info.value)
+    data = MlflowClient(mlflow_server).get_run(run.info.run_id).data
+    assert data.tags["sensorops.failed_node"] == "make_report"
+    assert "saving rpt_frame failed" in data.tags["sensorops.error"]
+    assert "NotADirectoryError" in data.tags["sensorops.error"]

@@ -73,3 +73,34 @@ def test_tracking_module_is_kedro_free() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_http_retries_are_bounded_but_user_values_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sensorops.tracking import HTTP_RETRY_DEFAULTS, bound_http_retries
+
+    for key in HTTP_RETRY_DEFAULTS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    bound_http_retries()
+    import os
+
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "4"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30"
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES
+
+    assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 4  # MLflow reads them as the project set them
+
+
+def test_outage_is_recognised_through_the_exception_chain() -> None:
+    from sensorops.tracking import TrackingAuthError, TrackingOutage, looks_unreachable
+
+    try:
+        try:
+            raise ConnectionError("Connection refused")
+        except ConnectionError as inner:
+            raise RuntimeError("saving rpt_training_metrics failed") from inner
+    except RuntimeError as outer:
+        assert looks_unreachable(outer)
+    assert looks_unreachable(TrackingOutage("gone"))
+    assert not looks_unreachable(TrackingAuthError("HTTP 401"))
+    assert not looks_unreachable(ValueError("bad value"))

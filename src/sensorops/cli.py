@@ -26,7 +26,12 @@ adds to its own.
 
 Exit codes: 0 ok; 1 promotion refused by a gate; 2 usage error or unknown model/version/alias;
 3 tracking server unreachable; 4 another promotion holds the model's lease; 5 a transition
-failed part-way and was undone; 6 ``doctor`` found inconsistencies it did not (or could not) fix.
+failed part-way and was undone; 6 ``doctor`` found inconsistencies it did not (or could not) fix;
+7 the tracking server refused the login (HTTP 401) or the permission (HTTP 403); nothing changed.
+
+A login may ride in the URI (``http://user:secret@host:5000``): it moves to
+``MLFLOW_TRACKING_USERNAME``/``_PASSWORD`` and every printed URI is masked. Names and versions are
+checked before anything is contacted (exit 2).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,9 +52,11 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from sensorops.console import quiet_third_party_warnings
 from sensorops.registry.errors import RegistryConfigError, RegistryError
 
 logger = logging.getLogger(__name__)
+quiet_third_party_warnings()  # Kedro imports this module first: the earliest place for them
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 DEFAULT_MODEL_INPUT = "data/05_model_input/model_input.npz"
@@ -64,6 +72,44 @@ def _project_path(relative: str) -> Path:
     from sensorops.tracking import project_root
 
     return project_root() / relative
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,255}")
+_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,255}")
+
+
+def model_name(text: str) -> str:
+    """argparse type of a registered model name: letters, digits, ``._+-`` and spaces.
+
+    ``/`` and ``@`` separate versions and aliases in references (``NAME/3``, ``NAME@production``)
+    and in ``models:/`` URIs, so a name holding one can never be addressed; it is a usage error.
+    """
+    if not _NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"invalid model name {text!r}: use letters, digits, '.', '_', '+', '-' and spaces "
+            "(no '/' or '@'), starting with a letter or digit"
+        )
+    return text
+
+
+def model_version(text: str) -> str:
+    """argparse type of a model version: a positive integer (MLflow numbers versions 1, 2, ...)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"invalid version {text!r}: a positive integer (1, 2, ...)"
+        )
+    return str(int(text))
+
+
+def model_ref(text: str) -> str:
+    """argparse type of ``NAME``, ``NAME@ALIAS`` or ``NAME/VERSION``, each part checked."""
+    name, sep, rest = text.partition("@") if "@" in text else text.partition("/")
+    model_name(name)
+    if sep == "@" and not _ALIAS.fullmatch(rest):
+        raise argparse.ArgumentTypeError(f"invalid alias {rest!r} in {text!r}")
+    if sep == "/":
+        model_version(rest)
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,16 +133,16 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "list", parents=[common], help="list registered models, or the versions of NAME"
     )
-    p.add_argument("name", nargs="?", help="registered model name")
+    p.add_argument("name", nargs="?", type=model_name, help="registered model name")
 
     p = sub.add_parser("show", parents=[common], help="version details and lineage chain")
-    p.add_argument("ref", help="NAME, NAME@ALIAS or NAME/VERSION")
+    p.add_argument("ref", type=model_ref, help="NAME, NAME@ALIAS or NAME/VERSION")
 
     p = sub.add_parser(
         "promote", parents=[common], help="move a version to a stage through the gates"
     )
-    p.add_argument("name", help="registered model name")
-    p.add_argument("version", help="version number")
+    p.add_argument("name", type=model_name, help="registered model name")
+    p.add_argument("version", type=model_version, help="version number")
     p.add_argument(
         "--to", dest="target", required=True, choices=["staging", "production", "archived"]
     )
@@ -113,13 +159,18 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("rollback", parents=[common], help="restore the previous production version")
-    p.add_argument("name", help="registered model name")
-    p.add_argument("--to-version", default=None, help="go back to this earlier production version")
+    p.add_argument("name", type=model_name, help="registered model name")
+    p.add_argument(
+        "--to-version",
+        default=None,
+        type=model_version,
+        help="go back to this earlier production version",
+    )
     p.add_argument("--reason", default="", help="why (stored in the audit trail)")
     _config_args(p)
 
     p = sub.add_parser("history", parents=[common], help="transition history of a registered model")
-    p.add_argument("name", help="registered model name")
+    p.add_argument("name", type=model_name, help="registered model name")
 
     p = sub.add_parser(
         "doctor",
@@ -127,7 +178,7 @@ def _parser() -> argparse.ArgumentParser:
         help="check a registered model for inconsistencies (half-done changes of killed "
         "processes, several stage holders, stray aliases, missing artifacts) and fix them",
     )
-    p.add_argument("name", help="registered model name")
+    p.add_argument("name", type=model_name, help="registered model name")
     p.add_argument("--fix", action="store_true", help="repair what was found (takes the lease)")
     _config_args(p)
     return parser
@@ -482,7 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     if args.json:  # MLflow writes "View run ... at: URL" to stdout when a run ends
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    from sensorops.registry.client import connect, resolve_tracking_uri
+    from sensorops.registry.client import access_denied, connect, resolve_tracking_uri
+    from sensorops.tracking import mask_secrets
 
     uri = resolve_tracking_uri(args.tracking_uri)
     # --json keeps stdout pure JSON also under `kedro models`, whose logging config sends the
@@ -494,13 +546,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         reg = connect(uri)
         return COMMANDS[args.command](reg, args, out)
-    except RegistryError as exc:
-        err.print(f"error: {exc}", style="red", markup=False, highlight=False)
-        return exc.exit_code
+    except RegistryError as exc:  # a 403 wrapped by the transition code is still a 403
+        shown = access_denied(exc, uri, _action(args)) or exc
+        err.print(f"error: {mask_secrets(str(shown))}", style="red", markup=False, highlight=False)
+        return shown.exit_code
     except Exception as exc:  # the server died mid-command, or MLflow refused a request
+        denied = access_denied(exc, uri, _action(args))
+        if denied is not None:
+            err.print(f"error: {denied}", style="red", markup=False, highlight=False)
+            return denied.exit_code
         if _looks_unreachable(exc):
             err.print(
-                f"error: MLflow at {uri} stopped answering: {exc}; start it with `make mlflow-server`",
+                f"error: MLflow at {uri} stopped answering: {mask_secrets(str(exc))}; start it "
+                "with `make mlflow-server`",
                 style="red",
                 markup=False,
             )
@@ -508,6 +566,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     finally:
         package_logger.setLevel(old_level)
+
+
+def _action(args: argparse.Namespace) -> str:
+    """What the command tried, for a permission message (``promote sensorops-classifier v3``)."""
+    target = getattr(args, "name", None) or getattr(args, "ref", None) or "the registry"
+    version = getattr(args, "version", None)
+    return f"{args.command} {target}" + (f" v{version}" if version else "")
 
 
 def _looks_unreachable(exc: BaseException) -> bool:
@@ -522,32 +587,26 @@ def cli() -> None:
     """sensorops project commands for the kedro CLI (Kedro loads ``sensorops.cli.cli``)."""
 
 
-@cli.command(
-    name="models",
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_extra_args": True,
-        "help_option_names": [],
-    },
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def kedro_models(args: tuple[str, ...]) -> None:
-    """MLflow model registry: list, show, promote, rollback, history, doctor (= `sensorops models`)."""
-    raise SystemExit(main(["models", *args]))
+_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 
 
-@cli.command(
-    name="serve",
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_extra_args": True,
-        "help_option_names": [],
-    },
+def passthrough(name: str, help_text: str) -> click.Command:
+    """A ``kedro NAME ...`` command that hands its arguments, untouched, to ``sensorops NAME ...``
+    (:func:`main`), so both spellings parse, validate and exit the same way."""
+
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args: tuple[str, ...]) -> None:
+        raise SystemExit(main([name, *args]))
+
+    command.__doc__ = help_text
+    return cli.command(name=name, context_settings=_PASSTHROUGH, help=help_text)(command)
+
+
+kedro_models = passthrough(
+    "models",
+    "MLflow model registry: list, show, promote, rollback, history, doctor (= `sensorops models`).",
 )
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def kedro_serve(args: tuple[str, ...]) -> None:
-    """Serve NAME@ALIAS on Ray Serve (= `sensorops serve`)."""
-    raise SystemExit(main(["serve", *args]))
+kedro_serve = passthrough("serve", "Serve NAME@ALIAS on Ray Serve (= `sensorops serve`).")
 
 
 if __name__ == "__main__":

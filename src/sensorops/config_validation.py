@@ -20,8 +20,10 @@ Every package builds its typed config the same way::
 The second half of the module checks the *whole* parameter tree of a run against ``conf/base``:
 ``conf/base/parameters_*.yml`` is the reference of every parameter and its default. Other
 environments (``conf/test``, ``conf/gpu``, ``conf/local``) and ``kedro run --params`` may only
-override keys that exist there. A mapping that is empty (``{}``) or ``null`` in ``conf/base`` is
-free-form: any keys may go below it (for example per-channel value ranges).
+override keys that exist there. A mapping that is empty (``{}``) in ``conf/base`` is free-form:
+any keys may go below it (for example per-channel value ranges). A ``null`` in ``conf/base`` is
+an unset *value* (a URI, a length, a list of channels): it takes a value, and keys below it
+(``training.trainer.mlflow.tracking_uri.x=1``) are unknown keys like any other.
 :func:`load_project_parameters` is the one loader of a project's parameters outside a Kedro
 session (the CLI uses it; ``settings.py`` holds the same loader settings for ``kedro run``).
 """
@@ -317,8 +319,11 @@ def unknown_parameter_keys(
     problems: list[tuple[str, list[str]]] = []
 
     def visit(node: Mapping[str, Any], ref: Any, prefix: str) -> None:
-        if prefix and (ref is None or (isinstance(ref, Mapping) and not ref)):
+        if prefix and isinstance(ref, Mapping) and not ref:
             return  # free-form mapping (never at the top level)
+        if prefix and ref is None:  # an unset value in base: it takes a value, not keys
+            problems.extend((f"{prefix}{key}", []) for key in node)
+            return
         if not isinstance(ref, Mapping):
             return  # a leaf in base may be replaced by any structure
         for key, value in node.items():
@@ -340,7 +345,13 @@ def check_parameters(params: Mapping[str, Any], conf_base: Path, env: str | None
     if not problems:
         return
     keys = ", ".join(f"'{key}'" for key, _ in problems)
-    lines = [f"  - {unknown_key_message(key, valid)}" for key, valid in problems]
+    lines = [
+        f"  - {unknown_key_message(key, valid)}"
+        if valid
+        else f"  - {key} is not a known key: {key.rsplit('.', 1)[0]} takes a single value "
+        "(it is null in conf/base), not a mapping"
+        for key, valid in problems
+    ]
     raise UnknownParameterError(
         f"unknown parameter key(s) {keys} in environment '{env or DEFAULT_ENV}' or --params "
         f"(every key must exist in {conf_base}/parameters_*.yml):\n" + "\n".join(lines)

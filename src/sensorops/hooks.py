@@ -21,11 +21,26 @@ from kedro.pipeline import Node
 
 from sensorops import run_summary
 from sensorops.config_validation import check_parameters, resolve_project_paths
+from sensorops.console import FAILED_NODE, root_cause
 from sensorops.hygiene import start_of_run
 from sensorops.runlock import RunLock, release_project_lock
-from sensorops.tracking import check_tracking_uri, default_tracking_uri
+from sensorops.tracking import (
+    apply_credentials,
+    check_tracking_uri,
+    default_tracking_uri,
+    looks_unreachable,
+    mask_secrets,
+    mask_uri,
+    stop_retrying,
+)
 
 logger = logging.getLogger(__name__)
+
+
+def mlflow_uri() -> str:
+    import mlflow
+
+    return mlflow.get_tracking_uri()
 
 
 class MissingUpstreamOutputError(RuntimeError):
@@ -42,11 +57,20 @@ class ProjectConfigHooks:
         check_parameters(context.params, Path(loader.conf_source) / "base", context.env)
         loader.config_patterns.setdefault("mlflow", ["mlflow*", "mlflow*/**", "**/mlflow*"])
         try:  # only the URI is read here; kedro-mlflow validates the file right after
-            server = (loader["mlflow"] or {}).get("server") or {}
+            conf_mlflow = loader["mlflow"] or {}
+            server = conf_mlflow.get("server") or {}
         except Exception:  # a missing or broken mlflow.yml: kedro-mlflow reports it
-            server = {}
-        self._uri = server.get("mlflow_tracking_uri") or default_tracking_uri()
-        check_tracking_uri(self._uri)
+            conf_mlflow, server = None, {}
+        configured = server.get("mlflow_tracking_uri") or default_tracking_uri()
+        # a login in the URI moves to MLFLOW_TRACKING_USERNAME/_PASSWORD; kedro-mlflow, MLflow
+        # and the training workers see the URI without it
+        self._uri = apply_credentials(configured, root)
+        if conf_mlflow is not None and self._uri != configured:
+            loader["mlflow"] = {
+                **conf_mlflow,
+                "server": {**server, "mlflow_tracking_uri": self._uri},
+            }
+        check_tracking_uri(self._uri)  # also a wrong login: refused before any node runs
         self._data_dir = root / "data"
 
     @hook_impl(tryfirst=True)
@@ -73,6 +97,7 @@ class NodeTrackingHooks:
         self._seconds: dict[str, float] = defaultdict(float)
         self._pipelines: set[str] = set()
         self._project_path = Path.cwd()
+        self._io: tuple[Node, str] | None = None
 
     @hook_impl
     def after_context_created(self, context: KedroContext) -> None:
@@ -83,6 +108,8 @@ class NodeTrackingHooks:
         import mlflow
 
         self._seconds.clear()
+        self._io = None
+        FAILED_NODE.clear()  # one process may run several sessions (notebooks, tests)
         self._pipelines = run_summary.registered_pipelines()
         run = mlflow.active_run()
         self._run_id = run.info.run_id if run is not None else None
@@ -100,9 +127,35 @@ class NodeTrackingHooks:
 
     @hook_impl
     def on_node_error(self, error: Exception, node: Node) -> None:
-        message = f"{type(error).__name__}: {error}"[:4900]
-        failure = {"sensorops.failed_node": node.name, "sensorops.error": message}
-        self._log({f"node.{node.name}.status": 0.0, **self._stop(node)}, failure)
+        self._fail(error, node)
+
+    def _fail(self, error: Exception, node: Node, original: Exception | None = None) -> None:
+        """Tag the run with the failed node and the real cause (``original``: a load/save's)."""
+        FAILED_NODE["name"] = node.name
+        shown = original if original is not None else error
+        cause = root_cause(shown)  # e.g. the NotADirectoryError under Kedro's DatasetError
+        message = f"{type(shown).__name__}: {shown}"
+        if original is not None:
+            message = f"{error}: {message}"
+        if cause is not shown:
+            message += f" (cause: {type(cause).__name__}: {cause})"
+        failure = {
+            "sensorops.failed_node": node.name,
+            "sensorops.error": mask_secrets(message)[:4900],
+        }
+        if looks_unreachable(shown):
+            stop_retrying()  # one quick try for the tags and for closing the run, no more waiting
+        try:
+            self._log({f"node.{node.name}.status": 0.0, **self._stop(node)}, failure)
+        except Exception as exc:  # the server is gone: the node's own error is what matters
+            if not looks_unreachable(exc):
+                raise
+            stop_retrying()
+            logger.warning(
+                "could not tag the MLflow run with the failure of node %s: %s unreachable",
+                node.name,
+                mask_uri(str(mlflow_uri())),
+            )
 
     @hook_impl
     def after_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
@@ -114,7 +167,30 @@ class NodeTrackingHooks:
         release_project_lock(self._project_path / "data")
 
     @hook_impl
-    def on_pipeline_error(self) -> None:
+    def before_dataset_loaded(self, dataset_name: str, node: Node) -> None:
+        self._io = (node, f"loading {dataset_name}")
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, node: Node) -> None:
+        self._io = (node, f"saving {dataset_name}")
+
+    @hook_impl
+    def after_dataset_loaded(self) -> None:
+        self._io = None
+
+    @hook_impl
+    def after_dataset_saved(self) -> None:
+        self._io = None
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception) -> None:
+        # Kedro calls on_node_error only for the node function: a failed load or save of a
+        # node's dataset gets its failure tags here (the node and the real cause, named)
+        if self._io is not None and "name" not in FAILED_NODE:
+            node, what = self._io
+            self._io = None
+            self._started.setdefault(node.name, time.perf_counter())
+            self._fail(RuntimeError(f"{what} failed"), node, error)
         self._report_timings()
         release_project_lock(self._project_path / "data")
 

@@ -12,7 +12,7 @@ EXPORT_METRICS: tuple[str, ...] = (
     "parity_pred_mismatches",
     "size_bytes",
     "opset",
-    "onnx_accuracy",
+    "onnx_parity_accuracy",
 )
 """The export numbers logged as MLflow metrics (``export.<name>``)."""
 
@@ -34,8 +34,11 @@ class ExportSummary(Artifact):
     parity_max_abs_diff: float | None = None
     parity_pred_mismatches: int | None = None
     execution_provider: str | None = None
-    onnx_accuracy: float | None = None
-    onnx_macro_f1: float | None = None
+    onnx_parity_accuracy: float | None = None
+    """Accuracy of the ONNX model on the ``parity_n_series`` parity series (the first series of
+    the evaluation split): it shows the exported graph classifies like the checkpoint, and is no
+    estimate of test accuracy (named ``onnx_accuracy`` before, which read as a second one)."""
+    onnx_parity_macro_f1: float | None = None
 
     def metrics(self) -> dict[str, dict[str, float | int]]:
         """:data:`EXPORT_METRICS` as ``{"export.<name>": {"value", "step"}}`` (missing ones skipped)."""

@@ -118,7 +118,8 @@ def export_checkpoint(checkpoint: str, mi: ModelInput, config: ExportConfig) -> 
         ``{"onnx_path", "opset", "size_bytes", "dynamic_axes", "model_name", "checkpoint",
         "checkpoint_sha256", "parity_passed", "parity_atol", "parity_max_abs_diff", "parity_pred_mismatches",
         "parity_batch_sizes", "parity_n_series", "parity_split", "execution_provider",
-        "execution_providers_requested", "onnx_accuracy", "onnx_macro_f1"}``.
+        "execution_providers_requested", "onnx_parity_accuracy", "onnx_parity_macro_f1"}`` (scores of the ONNX model on
+        the parity series only: a consistency check, not a test accuracy).
 
     Raises:
         ParityError: outputs differ beyond ``config.parity.atol`` or predicted classes differ
@@ -155,8 +156,8 @@ def export_checkpoint(checkpoint: str, mi: ModelInput, config: ExportConfig) -> 
         "parity_split": split,
         "execution_provider": session.provider,
         "execution_providers_requested": list(session.requested),
-        "onnx_accuracy": scores["accuracy"],
-        "onnx_macro_f1": scores["macro_f1"],
+        "onnx_parity_accuracy": scores["accuracy"],
+        "onnx_parity_macro_f1": scores["macro_f1"],
     }
     logger.info(
         "export of %s passed parity (max |diff| %.2e <= %.0e) on %s",

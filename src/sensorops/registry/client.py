@@ -10,14 +10,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sensorops.registry.errors import NotFoundError, ServerUnreachable
-from sensorops.tracking import TrackingServerUnreachable, check_tracking_uri, default_tracking_uri
+from sensorops.registry.errors import NotFoundError, RegistryError, ServerUnreachable
+from sensorops.tracking import (
+    TrackingAuthError,
+    TrackingServerUnreachable,
+    apply_credentials,
+    check_tracking_uri,
+    default_tracking_uri,
+    mask_secrets,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -32,10 +40,47 @@ _FLUENT_LOCK = threading.RLock()
 """Held for the whole ``with`` block of :meth:`Registry.fluent` (MLflow's fluent URIs are process-global)."""
 
 
+class AccessDenied(RegistryError, PermissionError):
+    """The server refused the login (HTTP 401) or the user lacks a permission (HTTP 403)."""
+
+    exit_code = 7
+
+
 def resolve_tracking_uri(uri: str | None) -> str:
     """``uri`` if given, else :func:`sensorops.tracking.default_tracking_uri` (``$MLFLOW_TRACKING_URI``,
-    else ``sqlite:///<project root>/mlflow.db``, absolute, whatever the working directory)."""
-    return uri or default_tracking_uri()
+    else ``sqlite:///<project root>/mlflow.db``, absolute, whatever the working directory).
+
+    A login in the URI (``http://user:secret@host``) moves to ``MLFLOW_TRACKING_USERNAME``/
+    ``_PASSWORD`` (:func:`sensorops.tracking.apply_credentials`); the URI returned has none.
+    """
+    return apply_credentials(uri) if uri else default_tracking_uri()
+
+
+def access_denied(exc: BaseException, uri: str, action: str) -> AccessDenied | None:
+    """An :class:`AccessDenied` for MLflow's 401/403 answers (``exc`` or its causes), else None."""
+    from mlflow.exceptions import MlflowException
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, MlflowException):
+            code = getattr(seen, "error_code", "")
+            user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+            who = f"user {user!r}" if user else "an anonymous client"
+            if code == "PERMISSION_DENIED" or "403 != 200" in str(seen):
+                endpoint = re.search(r"endpoint (/\S+)", str(seen))
+                where = f" at {endpoint[1]}" if endpoint else ""
+                return AccessDenied(
+                    f"permission denied: MLflow at {uri} does not let {who} {action} "
+                    f"(HTTP 403{where}); nothing was changed. Ask the server's admin for the "
+                    "permission (EDIT or MANAGE on the registered model), or use another login."
+                )
+            if code == "UNAUTHENTICATED" or "401 != 200" in str(seen):
+                return AccessDenied(
+                    f"MLflow at {uri} refused the login of {who} (HTTP 401); nothing was changed. "
+                    "Check MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD."
+                )
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
@@ -48,8 +93,10 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     if uri.startswith(("http://", "https://")):
         try:
             check_tracking_uri(uri, timeout_s=timeout_s)
+        except TrackingAuthError as exc:
+            raise AccessDenied(mask_secrets(str(exc))) from None
         except TrackingServerUnreachable as exc:
-            raise ServerUnreachable(f"{exc} Or pass --tracking-uri.") from exc
+            raise ServerUnreachable(f"{mask_secrets(str(exc))} Or pass --tracking-uri.") from None
     elif uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///") :])
         if not path.exists():

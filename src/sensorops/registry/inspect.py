@@ -177,6 +177,8 @@ def describe_version(reg: Registry, ref: ModelRef) -> dict[str, Any]:
 
 
 def _is_missing(exc: BaseException) -> bool:
+    """Not found, or (on an auth-enabled server) not visible to this user: MLflow's basic-auth
+    app answers 403 for a run the user may not read *and* for a run that does not exist."""
     from sensorops.registry.client import is_not_found
 
-    return is_not_found(exc)
+    return is_not_found(exc) or getattr(exc, "error_code", "") == "PERMISSION_DENIED"

@@ -72,6 +72,18 @@ class ShardedBatches:
         """Micro-batches per epoch on this rank."""
         return math.ceil(self.sampler.num_samples / self.micro_batch)
 
+    def samples_in(self, first: int, count: int) -> int:
+        """Distinct training samples in micro-batches ``[first, first + count)`` over all ranks.
+
+        The sampler pads each epoch to a multiple of the world size by repeating samples, and the
+        last micro-batch of an epoch can be short; this counts neither the repeats nor missing
+        rows. Rank ``r``'s ``k``-th sample sits at position ``r + k * world`` of the padded
+        order, a repeat when that position is past the real ``n``.
+        """
+        world, n, m = self.sampler.num_replicas, len(self.sampler.dataset), self.micro_batch
+        lo, hi = first * m, min((first + count) * m, self.sampler.num_samples)
+        return sum(max(0, min(hi, len(range(r, n, world))) - lo) for r in range(world))
+
     def iter_from(self, skip: int = 0) -> Iterator[torch.Tensor]:
         """Index tensors of this epoch's micro-batches, skipping the first ``skip`` (for resume)."""
         idx = torch.tensor(list(iter(self.sampler)), dtype=torch.long)

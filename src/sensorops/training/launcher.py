@@ -9,10 +9,13 @@ child of the active run (the Kedro run opened by kedro-mlflow), launches
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
 import os
+import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from typing import Any
 import torch
 
 from sensorops.model_input import ModelInput, ModelInputError, load_model_input, save_model_input
-from sensorops.tracking import check_tracking_uri
+from sensorops.tracking import TrackingOutage, check_tracking_uri, mask_uri
 from sensorops.training.callbacks import Callback
 from sensorops.training.config import ConfigError, TrainingConfig
 from sensorops.training.precision import resolve_precision_mode
@@ -162,6 +165,54 @@ def _check_resume_compatibility(cfg: TrainingConfig, out: Path, mi: ModelInput) 
             )
 
 
+def bound_batch_size(cfg: TrainingConfig, plan: LaunchPlan, n_train: int) -> TrainingConfig:
+    """``cfg`` with a global batch no larger than the training split (with a warning).
+
+    A batch larger than the data only repeats samples (the sampler pads every rank to the same
+    count) and made the run summary report more samples than exist. The bound is ``n_train``
+    rounded down to a multiple of world size x gradient accumulation (at least that product).
+    """
+    if cfg.data.batch_size <= n_train:
+        return cfg
+    need = plan.world_size * cfg.optimizer.grad_accum_steps
+    bounded = max(need, n_train // need * need)
+    logger.warning(
+        "training.trainer.data.batch_size=%d exceeds the %d training series; using %d",
+        cfg.data.batch_size,
+        n_train,
+        bounded,
+    )
+    return cfg.replace(data={"batch_size": bounded})
+
+
+def check_resume_checkpoint(cfg: TrainingConfig, out: Path) -> None:
+    """A ``last.pt`` that the workers would resume from must load, checked before they start.
+
+    A truncated or corrupt file otherwise fails every worker (and every restart) one by one.
+
+    Raises:
+        CheckpointError: names the file, what is wrong, and the two ways out.
+    """
+    if cfg.checkpoint.resume == "never":
+        return
+    from sensorops.architectures import CheckpointError, read_checkpoint
+    from sensorops.training.checkpoint import LAST, checkpoint_dir
+
+    path = checkpoint_dir(out) / LAST
+    if not path.is_file():
+        return  # auto: start fresh; must: the workers say what is missing
+    try:
+        read_checkpoint(path)
+    except CheckpointError as exc:
+        cause = exc.__cause__
+        why = f"{type(cause).__name__}: {str(cause)[:200]}" if cause else str(exc)
+        raise CheckpointError(
+            f"cannot resume from {path} ({path.stat().st_size} bytes): it does not load ({why}). "
+            "Start fresh with --params=training.trainer.checkpoint.resume=never, or delete the "
+            "file; nothing was started."
+        ) from None
+
+
 def _tracking_uri(cfg: TrainingConfig) -> str:
     import mlflow
 
@@ -223,25 +274,101 @@ def prepare(
     return cfg.replace(**fields)
 
 
+LOOPBACK = "127.0.0.1"
+
+
+def single_node_loopback(cfg: TrainingConfig) -> bool:
+    """One node whose rendezvous endpoint is unset or on loopback: nothing needs the network."""
+    launch = cfg.launch
+    if launch.nnodes != 1:
+        return False
+    if not launch.rdzv_endpoint:
+        return True
+    host = launch.rdzv_endpoint.rsplit(":", 1)[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+@contextlib.contextmanager
+def loopback_stores() -> Iterator[None]:
+    """Every ``TCPStore`` *server* the elastic agent creates in this block listens on 127.0.0.1.
+
+    PyTorch's rendezvous and agent stores (``torch.distributed.TCPStore(is_master=True)``) bind
+    every interface whatever host they are given: an unauthenticated key-value store reachable
+    from the network, for a single-node run that never needs it. TCPStore can serve a socket we
+    bound ourselves (``master_listen_fd``); this block hands it one bound to 127.0.0.1 (port as
+    asked, 0 = ephemeral). Clients (the workers) are untouched. The agent runs in this process,
+    so the two names it looks TCPStore up by are swapped for the block and restored after.
+    """
+    import torch.distributed as dist
+    import torch.distributed.elastic.rendezvous.c10d_rendezvous_backend as c10d_backend
+
+    original = dist.TCPStore
+
+    def tcp_store(host_name: str, port: int = 0, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("is_master") and kwargs.get("master_listen_fd") is None and not args:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((LOOPBACK, int(port)))
+                sock.listen(512)
+            except OSError:
+                sock.close()
+                raise RuntimeError(
+                    f"cannot bind the rendezvous store to {LOOPBACK}:{port}"
+                ) from None
+            kwargs["master_listen_fd"] = sock.detach()
+        return original(host_name, port, *args, **kwargs)
+
+    dist.TCPStore, c10d_backend.TCPStore = tcp_store, tcp_store  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        dist.TCPStore, c10d_backend.TCPStore = original, original  # type: ignore[misc]
+
+
 def _elastic_config(cfg: TrainingConfig, plan: LaunchPlan) -> Any:
-    """The ``elastic_launch`` settings torchrun would derive from the same flags."""
+    """The ``elastic_launch`` settings torchrun would derive from the same flags.
+
+    Single-node runs rendezvous on 127.0.0.1 and give the workers 127.0.0.1 as their master
+    address (``local_addr``; torch would look up the machine's FQDN); multi-node runs name the
+    endpoint (and the interface) explicitly, see ``pipelines/torchrun_multi_node.sh``.
+    """
     from torch.distributed.launcher.api import LaunchConfig
 
     launch = cfg.launch
     return LaunchConfig(
+        local_addr=LOOPBACK if single_node_loopback(cfg) else None,
         min_nodes=launch.nnodes,
         max_nodes=launch.nnodes,
         nproc_per_node=plan.nproc_per_node,
         run_id=os.environ.get("TORCHELASTIC_RUN_ID")
         or (f"sensorops-{uuid.uuid4().hex[:12]}" if launch.nnodes == 1 else "sensorops-training"),
         rdzv_backend=launch.rdzv_backend,
-        rdzv_endpoint=launch.rdzv_endpoint or "127.0.0.1:0",
+        rdzv_endpoint=launch.rdzv_endpoint or f"{LOOPBACK}:0",
         # as torchrun: --node_rank only matters to the static rendezvous
         rdzv_configs={"rank": launch.node_rank} if launch.rdzv_backend == "static" else {},
         max_restarts=launch.max_restarts,
         monitor_interval=launch.monitor_interval_s,
         start_method="spawn",
     )
+
+
+def _terminate(run: ChildRun, status: str) -> None:
+    """Close the training run; a server that is gone leaves it for the next run's hygiene."""
+    from mlflow.tracking import MlflowClient
+
+    from sensorops.tracking import looks_unreachable, stop_retrying
+
+    try:
+        MlflowClient(tracking_uri=run.tracking_uri).set_terminated(run.run_id, status)
+    except Exception as exc:
+        if not looks_unreachable(exc):
+            raise
+        stop_retrying()
+        logger.warning("could not mark MLflow run %s %s: the server is gone", run.run_id, status)
 
 
 def launch_training(
@@ -286,6 +413,8 @@ def launch_training(
         mi_path = Path(model_input).resolve()
         mi, source = load_model_input(mi_path), str(mi_path)
     check_model_input(mi, cfg, source)
+    cfg = bound_batch_size(cfg, plan, len(mi.y["train"]))
+    check_resume_checkpoint(cfg, out)
     _check_resume_compatibility(cfg, out, mi)
     if cfg.mlflow.enabled:
         check_tracking_uri(_tracking_uri(cfg))
@@ -306,10 +435,12 @@ def launch_training(
         config_path,
     )
     status = "FAILED"
+    bind = loopback_stores() if single_node_loopback(cfg) else contextlib.nullcontext()
     try:
-        results = elastic_launch(_elastic_config(cfg, plan), run_worker)(
-            str(config_path), tuple(callbacks)
-        )
+        with bind:
+            results = elastic_launch(_elastic_config(cfg, plan), run_worker)(
+                str(config_path), tuple(callbacks)
+            )
         status = "FINISHED"
     except ChildFailedError as exc:
         raise TrainingLaunchError(
@@ -318,15 +449,24 @@ def launch_training(
         ) from exc
     finally:
         if run is not None:
-            from mlflow.tracking import MlflowClient
-
-            MlflowClient(tracking_uri=run.tracking_uri).set_terminated(run.run_id, status)
+            _terminate(run, status)
     summary = results.get(0) if results else None
     if summary is None:  # this node holds no rank 0: read what rank 0 wrote (shared filesystem)
         import json
 
         summary = json.loads((out / SUMMARY_FILE).read_text())
     summary = dict(summary)
+    reports = [*(results or {}).values(), summary]
+    outage = [str(r["tracking_outage"]) for r in reports if r and r.get("tracking_outage")]
+    if outage and run is not None:
+        from sensorops.tracking import stop_retrying
+
+        stop_retrying()  # closing the Kedro run and tagging the failure: one quick try each
+        raise TrackingOutage(
+            f"MLflow tracking server {mask_uri(run.tracking_uri)} stopped answering during training "
+            f"({outage[0]}). Training itself finished: checkpoints in {out}. The MLflow runs stay "
+            "RUNNING until the next run marks them KILLED; rerun once the server answers again."
+        )
     summary["mlflow_child_run_id"] = run.run_id if run is not None else None
     summary["mlflow_parent_run_id"] = run.parent_run_id if run is not None else None
     summary["resolved_config"] = str(config_path)

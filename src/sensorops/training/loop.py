@@ -526,7 +526,9 @@ class Trainer:
         s = self.state
         samples, busy = 0, 0.0
         self.batches.set_epoch(s.epoch)
-        micro_iter = self.batches.iter_from(skip=s.epoch_steps_done * self.accum)
+        first = s.epoch_steps_done * self.accum
+        micro_iter = self.batches.iter_from(skip=first)
+        exact = getattr(self.batches, "samples_in", None)  # custom schedules: the nominal batch
         while s.step < self.total_steps:
             group = [b for _, b in zip(range(self.accum), micro_iter, strict=False)]
             if not group:
@@ -536,7 +538,8 @@ class Trainer:
             s.step += 1
             s.epoch_steps_done += 1
             busy += time.perf_counter() - t0
-            samples += self.global_batch
+            samples += int(exact(first, len(group))) if exact else self.global_batch
+            first += len(group)
             self._epoch_loss.add_(loss)
             self._epoch_steps += 1
             if step_hooks:

@@ -113,6 +113,10 @@ class RunLogger:
         self._sampler_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.errors: list[str] = []
+        self.outage: str | None = None
+        """Set at the first call that could not reach the server: later calls are skipped (no
+        retries again), training goes on to its end and checkpoints, and the launcher fails the
+        run with this message once the workers are done."""
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, params: Mapping[str, Any] | None = None) -> str | None:
@@ -129,8 +133,8 @@ class RunLogger:
             self.created_run = self.ctx.is_main
         self.run_id = run_id
         prefix = f"system.rank{self.ctx.rank}"
-        self._client.set_tag(run_id, f"{prefix}.host", self.ctx.host)
-        self._client.set_tag(run_id, f"{prefix}.device", str(self.ctx.device))
+        self._call("set_tag", run_id, f"{prefix}.host", self.ctx.host)
+        self._call("set_tag", run_id, f"{prefix}.device", str(self.ctx.device))
         if self.ctx.is_main and params:
             self._log_params(params)
         self._sender = threading.Thread(target=self._send_loop, name="mlflow-sender", daemon=True)
@@ -162,10 +166,13 @@ class RunLogger:
     def _log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        existing = self._client.get_run(self.run_id).data.params
+        run = self._call("get_run", self.run_id)
+        if run is None:  # the server is gone (self.outage says so)
+            return
+        existing = run.data.params
         items = [Param(k, v) for k, v in flatten(params).items() if k not in existing]
         for i in range(0, len(items), 90):
-            self._client.log_batch(self.run_id, params=items[i : i + 90])
+            self._call("log_batch", self.run_id, params=items[i : i + 90])
 
     def close(self, status: str | None = None) -> None:
         """Flush everything, stop the threads; terminate the run if this rank created it."""
@@ -178,8 +185,32 @@ class RunLogger:
         if self._sender is not None:
             self._sender.join(timeout=60)
         if self.created_run and status is not None:
-            self._client.set_terminated(self.run_id, status)
+            self._call("set_terminated", self.run_id, status)
         self._client = None
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``client.<method>(...)``; an unreachable server is remembered, never raised.
+
+        Tracking must never kill or restart the workers: the first failure that says the server
+        is gone sets :attr:`outage`, and every later call returns at once (``None``).
+        """
+        from sensorops.tracking import looks_unreachable
+
+        if self.outage is not None:
+            return None
+        try:
+            return getattr(self._client, method)(*args, **kwargs)
+        except Exception as exc:
+            if not looks_unreachable(exc):
+                raise
+            self.outage = f"{method} failed: {type(exc).__name__}: {str(exc)[:300]}"
+            logger.warning(
+                "rank %d: MLflow at %s stopped answering (%s); training goes on without tracking",
+                self.ctx.rank,
+                self.cfg.tracking_uri,
+                self.outage,
+            )
+            return None
 
     # -- metrics ---------------------------------------------------------------------------
     def log_steps(self, rows: list[tuple[int, Mapping[str, float]]]) -> None:
@@ -201,13 +232,13 @@ class RunLogger:
         """Synchronously log a file (rank 0 only)."""
         if self._client is None or not self.ctx.is_main:
             return
-        self._client.log_artifact(self.run_id, path, artifact_path)
+        self._call("log_artifact", self.run_id, path, artifact_path)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         if self._client is None or not self.ctx.is_main:
             return
         for key, value in tags.items():
-            self._client.set_tag(self.run_id, key, str(value))
+            self._call("set_tag", self.run_id, key, str(value))
 
     # -- threads ---------------------------------------------------------------------------
     def _send_loop(self) -> None:
@@ -236,12 +267,16 @@ class RunLogger:
 
     def _send(self, metrics: list[Any]) -> None:
         for i in range(0, len(metrics), _MAX_BATCH):
+            if self.outage is not None:
+                return  # the server is gone: these metrics stay in the checkpoints and summary
             try:
-                self._client.log_batch(self.run_id, metrics=metrics[i : i + _MAX_BATCH])
-                self.batches_sent += 1
+                self._call("log_batch", self.run_id, metrics=metrics[i : i + _MAX_BATCH])
             except Exception as exc:  # tracking must never kill training
                 self.errors.append(str(exc))
                 logger.warning("MLflow log_batch failed: %s", exc)
+                continue
+            if self.outage is None:
+                self.batches_sent += 1
 
     def _sample_loop(self) -> None:
         from mlflow.entities import Metric

@@ -101,8 +101,14 @@ def train(cfg: TrainingConfig, callbacks: Sequence[Callback] = ()) -> dict[str, 
             run_logger.set_tags(
                 {"best_checkpoint": best, "best_val_metric": summary["best_val_metric"]}
             )
-            atomic_write_text(Path(cfg.output_dir) / SUMMARY_FILE, _to_json(summary))
         status = "FINISHED"
+        run_logger.close(
+            status
+        )  # flushes the queued metrics: an outage shows up here at the latest
+        # the launcher fails the run once every worker is done (None: tracking went through)
+        summary["tracking_outage"] = run_logger.outage
+        if ctx.is_main:
+            atomic_write_text(Path(cfg.output_dir) / SUMMARY_FILE, _to_json(summary))
         return summary
     finally:
         run_logger.close(status)
