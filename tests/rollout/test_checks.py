@@ -43,7 +43,7 @@ def test_slow_canary_rolls_back_with_its_numbers() -> None:
 
 
 def test_accuracy_needs_significance_not_a_raw_difference() -> None:
-    # 7 points lower on 20 labels each: p = 0.5, far from significant -> no rollback
+    # 10 points lower on 20 labels each: one-sided Fisher p = 0.33 -> no rollback
     small = {"production": _arm("production", labelled=20, correct=18),
              "canary": _arm("canary", labelled=20, correct=16, n=100)}  # fmt: skip
     assert decide(small, CFG, 5.0).action == "step"
