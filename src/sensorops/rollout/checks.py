@@ -16,8 +16,9 @@ and reports ``pass``, ``fail`` or ``hold`` (too little data) with the numbers it
   rejects "the canary is as accurate" at ``accuracy_alpha``. A raw difference alone never fails
   a candidate, and a significant but tiny difference does not either.
 
-The decision: any ``fail`` -> ``rollback``; else any ``hold`` -> ``hold``; else ``step`` (or
-``promote`` once the weight is 100).
+The decision: any ``fail`` -> ``rollback``; else any ``hold`` -> ``hold``; else ``step``, or
+``promote`` when the next step would reach 100 % (the promotion is that last step: at 100 %
+production would get no traffic left to compare with).
 """
 
 from __future__ import annotations
@@ -168,11 +169,11 @@ def run_checks(prod: ArmStats | None, canary: ArmStats | None, cfg: ChecksConfig
 def decide(
     arms: dict[str, ArmStats],
     cfg: ChecksConfig,
-    weight: float,
+    next_weight: float,
     production_arm: str = "production",
     canary_arm: str = "canary",
 ) -> Decision:
-    """The next action for a rollout at ``weight`` percent given one window's numbers."""
+    """The next action given one window's numbers; ``next_weight`` is the weight a step would set."""
     prod, canary = arms.get(production_arm), arms.get(canary_arm)
     checks = run_checks(prod, canary, cfg)
     numbers = {k: v.to_dict() for k, v in arms.items()}
@@ -182,5 +183,5 @@ def decide(
         return Decision("rollback", "; ".join(c.message for c in failed), tuple(checks), numbers)
     if held:
         return Decision("hold", "; ".join(c.message for c in held), tuple(checks), numbers)
-    action = "promote" if weight >= 100.0 else "step"
+    action = "promote" if next_weight >= 100.0 else "step"
     return Decision(action, "every check passed", tuple(checks), numbers)

@@ -112,9 +112,15 @@ class Rollout:
             self.arm_log, self.feedback_log, state.step_started_at, until, model=self.name
         )
         return decide(
-            arms, self.cfg.checks, state.weight if state.mode == "live" else 0.0,
-            self.production_alias, self.cfg.canary_alias,
+            arms, self.cfg.checks, self.next_weight(state), self.production_alias,
+            self.cfg.canary_alias,
         )  # fmt: skip
+
+    def next_weight(self, state: RolloutState) -> float:
+        """The weight a step would set (a shadow canary goes live at ``initial_weight``)."""
+        if state.mode == "shadow":
+            return self.cfg.initial_weight
+        return min(100.0, state.weight + self.cfg.step_points)
 
     def status(self) -> dict[str, Any]:
         """Weight, arms, their numbers and the next decision (``sensorops rollout status``)."""
@@ -243,13 +249,21 @@ class Rollout:
         return state
 
     def step(self, decision: Decision | None = None, manual: bool = False) -> RolloutState:
-        """Raise the weight by ``step_points`` (a shadow canary goes live at ``initial_weight``)."""
+        """Raise the weight by ``step_points`` (a shadow canary goes live at ``initial_weight``).
+
+        Raises:
+            RolloutError: the step would reach 100 %: that step is the promotion, which ``run``
+                takes once the checks pass (or ``sensorops models promote``).
+        """
         with self._lease("step") as lease:
             state = self._require(lease)
-            if state.mode == "shadow":
-                new = state.stepped(self.cfg.initial_weight, mode="live")
-            else:
-                new = state.stepped(min(100.0, state.weight + self.cfg.step_points))
+            weight = self.next_weight(state)
+            if weight >= 100.0:
+                raise RolloutError(
+                    f"the next step of v{state.version} ({state.weight:.0f}% -> 100%) is the "
+                    "promotion; `sensorops rollout run` promotes once the checks pass"
+                )
+            new = state.stepped(weight, mode="live")
             new = replace(new, last=_last("step", decision, manual))
             lease.verify()
             self.reg.client.set_registered_model_tag(self.name, ROLLOUT_TAG, new.to_json())
@@ -321,6 +335,9 @@ class Rollout:
         on_decision: Callable[[RolloutState, Decision], None] | None = None,
     ) -> int:
         """Decide every ``interval_s`` until promoted (0) or rolled back (1).
+
+        The step that would reach 100 % is the promotion itself: it happens after the window at
+        the last weight below 100 passed (at 100 % production has no traffic to compare with).
 
         Holds the rollout lease for its whole life (:class:`RolloutBusy`-like ``LockBusy``, exit 4,
         when another controller holds it). Resumes whatever the registry says is in progress.
