@@ -112,8 +112,9 @@ def rollout_env(
 
     try:
         svc.start()
-        assert len(svc.urls) == 2, svc.urls
-        yield {"reg": reg, "svc": svc, "cli": cli, "v1": v1, "v2": v2, "pcfg": pcfg, "mi": mi,
+        replicas = {http("GET", f"{u}/ready")[2]["replica"]: u for u in env["urls"]}
+        assert len(replicas) == 2, (svc.urls, replicas)
+        yield {"reg": reg, "svc": svc, "urls": list(replicas.values()), "cli": cli, "v1": v1, "v2": v2, "pcfg": pcfg, "mi": mi,
                "series": series, "labels": labels, "out": out, "serving_model": serving_model}  # fmt: skip
     finally:
         svc.stop()
@@ -162,7 +163,7 @@ def _load(env: dict[str, Any], seconds: float, headers: dict[str, str] | None = 
                 stop=stop)),
             daemon=True,
         )
-        for u in env["svc"].urls
+        for u in env["urls"]
     ]  # fmt: skip
     for t in threads:
         t.start()
@@ -182,7 +183,7 @@ def _ready(url: str) -> dict[str, Any]:
 
 
 def test_good_candidate_climbs_and_becomes_production(rollout_env: dict) -> None:
-    env, reg, cli, svc = rollout_env, rollout_env["reg"], rollout_env["cli"], rollout_env["svc"]
+    env, reg, cli = rollout_env, rollout_env["reg"], rollout_env["cli"]
     v1, v2 = env["v1"], env["v2"]
     r = cli("start", NAME, v2)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -190,12 +191,12 @@ def test_good_candidate_climbs_and_becomes_production(rollout_env: dict) -> None
     # replicas agree: both pick the weight up within the poll interval ...
     _until("both replicas at 50%", lambda: all(
         _ready(u)["rollout"] == {**_ready(u)["rollout"], "canary_version": v2, "weight": 50.0}
-        for u in svc.urls), timeout=30)  # fmt: skip
-    assert len({_ready(u)["replica"] for u in svc.urls}) == 2
+        for u in env["urls"]), timeout=30)  # fmt: skip
+    assert len({_ready(u)["replica"] for u in env["urls"]}) == 2
     # ... and route one caller key to the same arm (sticky), about half of them to the canary
     body = {"data": env["series"][0].tolist()}
     seen = {}
-    for u in svc.urls:
+    for u in env["urls"]:
         seen[u] = []
         for i in range(40):
             code, hdrs, out = http("POST", f"{u}/v1/predict", body, {"X-Request-Key": f"agree-{i}"})
@@ -251,11 +252,11 @@ def test_good_candidate_climbs_and_becomes_production(rollout_env: dict) -> None
     assert sum(r.feedback_posted for r in reports) > 0
     _until("replicas back to one arm", lambda: all(
         _ready(u)["version"] == v2 and _ready(u)["rollout"]["canary_version"] is None
-        for u in svc.urls), timeout=30)  # fmt: skip
+        for u in env["urls"]), timeout=30)  # fmt: skip
 
 
 def test_shadow_then_a_slow_candidate_is_rolled_back(rollout_env: dict) -> None:
-    env, reg, cli, svc = rollout_env, rollout_env["reg"], rollout_env["cli"], rollout_env["svc"]
+    env, reg, cli = rollout_env, rollout_env["reg"], rollout_env["cli"]
     v2 = env["v2"]
     assert _model(reg)[1]["production"] == v2, "runs after the promotion test"
     v3 = _copy(reg, env["serving_model"]["name"], env["serving_model"]["version"])
@@ -264,11 +265,11 @@ def test_shadow_then_a_slow_candidate_is_rolled_back(rollout_env: dict) -> None:
     assert r.returncode == 0, r.stderr[-3000:]
     _until("both replicas in shadow mode", lambda: all(
         _ready(u)["rollout"]["canary_version"] == v3 and _ready(u)["rollout"]["mode"] == "shadow"
-        for u in svc.urls), timeout=30)  # fmt: skip
+        for u in env["urls"]), timeout=30)  # fmt: skip
     since = time.time()
     body = {"data": env["series"][1].tolist()}
     for i in range(12):  # callers only ever see production in shadow mode
-        code, hdrs, out = http("POST", f"{svc.urls[i % 2]}/v1/predict", body,
+        code, hdrs, out = http("POST", f"{env['urls'][i % 2]}/v1/predict", body,
                                {"X-Request-Key": f"shadow-{i}"})  # fmt: skip
         assert code == 200 and out["arm"] == "production" and hdrs["x-model-version"] == v2
     arm_log, fb = env["out"] / "arm_log", env["out"] / "feedback"
@@ -280,7 +281,7 @@ def test_shadow_then_a_slow_candidate_is_rolled_back(rollout_env: dict) -> None:
     assert r.returncode == 0, r.stderr[-3000:]
     _until("both replicas live at 50%", lambda: all(
         _ready(u)["rollout"]["mode"] == "live" and _ready(u)["rollout"]["weight"] == 50.0
-        for u in svc.urls), timeout=30)  # fmt: skip
+        for u in env["urls"]), timeout=30)  # fmt: skip
     load = _load(
         env, seconds=180, headers={"X-Debug-Delay-Ms": "400", "X-Debug-Delay-Arm": "canary"}
     )

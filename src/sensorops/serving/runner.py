@@ -131,7 +131,7 @@ def find_replicas(cfg: ServingConfig, n_ports: int = 64) -> list[str]:
     application may hold the first ones; every port of the range is asked ``/ready`` and kept
     when it names this application and model."""
     ports = [cfg.port] if cfg.ingress == "proxy" else range(cfg.port, cfg.port + n_ports)
-    found = []
+    found: dict[str, str] = {}  # replica id -> its first URL (a replica may answer on two ports)
     for port in ports:
         url = f"http://{cfg.host}:{port}"
         try:
@@ -143,8 +143,8 @@ def find_replicas(cfg: ServingConfig, n_ports: int = 64) -> list[str]:
             and body.get("model") == cfg.model
             and body.get("app", cfg.app_name) == cfg.app_name
         ):
-            found.append(url)
-    return found
+            found.setdefault(str(body.get("replica") or url), url)
+    return list(found.values())
 
 
 def wait_ready(cfg: ServingConfig, timeout_s: float) -> str:
