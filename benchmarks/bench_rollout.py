@@ -4,7 +4,8 @@ Run in a project whose workflow has run (``make run``: ``NAME`` has an fp32 vers
 ``@staging`` and compression variants). The script
 
 1. promotes the staged version to ``@production`` if there is none, and stages the candidate
-   (``--candidate``, default the next registered version: the int8 variant) through the gates;
+   (``--candidate VERSION``; default the production version's artifact registered again, a
+   retrained twin) through the gates;
 2. starts ``sensorops serve NAME@production`` (its own local Ray; ``debug_delay_header`` on for
    phase 4) and the replay load generator on the test split (``--rate`` requests/s, labels posted
    back after ``--feedback-delay`` s);
@@ -66,6 +67,21 @@ def _events(client: Any, uri: str, name: str, since_seq: int) -> list[dict[str, 
     ]
 
 
+def _register_again(uri: str, client: Any, name: str, version: str) -> str:
+    """Register the artifact of ``version`` again (its gate tags included): a retrained twin."""
+    import mlflow
+
+    from sensorops.registry.client import Registry
+    from sensorops.registry.stages import STAGE_TAG
+    from sensorops.registry.transitions import AUDIT_TAG
+
+    mv = client.get_model_version(name, version)
+    tags = {k: v for k, v in mv.tags.items() if k not in (STAGE_TAG, AUDIT_TAG)}
+    with Registry(uri, client).fluent():
+        new = mlflow.register_model(mv.source, name, tags={**tags, STAGE_TAG: "candidate"})
+    return str(new.version)
+
+
 def _plot(phases: dict[str, list[dict[str, Any]]], png: Path) -> None:
     import matplotlib
 
@@ -109,7 +125,7 @@ def main() -> int:
     p.add_argument("--candidate", default=None)
     p.add_argument("--rate", type=float, default=20.0)
     p.add_argument("--feedback-delay", type=float, default=2.0)
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=0, help="service port (default: a free one)")
     p.add_argument("--png", default="docs/images/rollout_arms.png")
     p.add_argument("--out", default="rollout_run.json")
     args = p.parse_args()
@@ -119,6 +135,12 @@ def main() -> int:
     from sensorops.rollout.replay import load_series, replay
 
     uri, name = args.tracking_uri, args.model
+    if not args.port:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            args.port = sock.getsockname()[1]
     client = MlflowClient(uri, uri)
     rm = client.get_registered_model(name)
     aliases = {a: str(v) for a, v in rm.aliases.items()}
@@ -126,15 +148,14 @@ def main() -> int:
         _cli(["models", "promote", name, aliases["staging"], "--to", "production"], uri, Path())
         aliases["production"] = aliases.pop("staging")
     prod = aliases["production"]
-    versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
-    cand = args.candidate or str(next(v for v in versions if v > int(prod)))
+    cand = args.candidate or _register_again(uri, client, name, prod)
     _cli(["models", "promote", name, cand, "--to", "staging"], uri, Path())
     work = Path(tempfile.mkdtemp(prefix="bench-rollout-"))
     params = work / "params.yml"
     params.write_text(yaml.safe_dump({"serving": {
         "prediction_log": {"dir": str(work / "prediction_log")},
         "jobs": {"dir": str(work / "jobs")}, "rollout": {"log_dir": str(work / "arm_log")},
-        "debug_delay_header": True, "ray_temp_dir": "/tmp",
+        "debug_delay_header": True, "ray_temp_dir": tempfile.mkdtemp(prefix="rr", dir="/tmp"),
     }}))  # fmt: skip
     cfg = load_rollout_config(ROOT / "conf")
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
@@ -185,7 +206,7 @@ def main() -> int:
                     "final_reason": events[-1].get("reason") if events else None,
                     "replay": reports[0].to_dict() if reports else None}  # fmt: skip
 
-        good = phase(f"good candidate v{cand} (int8 variant): promoted", cand, None)
+        good = phase(f"good candidate v{cand} (v{prod} registered again): promoted", cand, None)
         out["promotion"] = good
         out["seconds_start_to_promotion"] = good["seconds"]
         _cli(["models", "promote", name, prod, "--to", "staging"], uri, Path())
