@@ -18,6 +18,7 @@ in ``pipelines/serving/`` do); :func:`start` sets them for a local Ray it starts
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -136,8 +137,8 @@ def find_replicas(cfg: ServingConfig, n_ports: int = 64) -> list[str]:
         url = f"http://{cfg.host}:{port}"
         try:
             body = _ready(url, timeout=2.0)
-        except (urllib.error.HTTPError, OSError, ValueError):
-            continue
+        except (OSError, ValueError, http.client.HTTPException):
+            continue  # nothing there, or not HTTP (a replica's gRPC port, another program)
         if (
             body
             and body.get("model") == cfg.model
