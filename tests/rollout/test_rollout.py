@@ -112,7 +112,7 @@ def rollout_env(
 
     try:
         svc.start()
-        replicas = {http("GET", f"{u}/ready")[2]["replica"]: u for u in env["urls"]}
+        replicas = {http("GET", f"{u}/ready")[2]["replica"]: u for u in svc.urls}
         assert len(replicas) == 2, (svc.urls, replicas)
         yield {"reg": reg, "svc": svc, "urls": list(replicas.values()), "cli": cli, "v1": v1, "v2": v2, "pcfg": pcfg, "mi": mi,
                "series": series, "labels": labels, "out": out, "serving_model": serving_model}  # fmt: skip

@@ -419,7 +419,7 @@ def _numbers(decision: Decision | None) -> dict[str, Any]:
             "labelled", "accuracy", "versions")  # fmt: skip
     return {
         "decision": decision.action,
-        "reason": decision.reason[:800],
+        "decision_reason": decision.reason[:800],
         "arms": {a: {k: v.get(k) for k in keep} for a, v in decision.arms.items()},
         "checks": {c.name: c.status for c in decision.checks},
     }
