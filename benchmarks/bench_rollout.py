@@ -149,7 +149,8 @@ def main() -> int:
         aliases["production"] = aliases.pop("staging")
     prod = aliases["production"]
     cand = args.candidate or _register_again(uri, client, name, prod)
-    _cli(["models", "promote", name, cand, "--to", "staging"], uri, Path())
+    if client.get_model_version(name, cand).tags.get("sensorops.stage") != "staging":
+        _cli(["models", "promote", name, cand, "--to", "staging"], uri, Path())
     work = Path(tempfile.mkdtemp(prefix="bench-rollout-"))
     params = work / "params.yml"
     params.write_text(yaml.safe_dump({"serving": {
@@ -208,12 +209,15 @@ def main() -> int:
 
         good = phase(f"good candidate v{cand} (v{prod} registered again): promoted", cand, None)
         out["promotion"] = good
-        out["seconds_start_to_promotion"] = good["seconds"]
-        _cli(["models", "promote", name, prod, "--to", "staging"], uri, Path())
-        bad = phase(f"slow candidate v{prod} (+400 ms/batch): rolled back", prod,
+        out["seconds_start_to_promotion"] = good["seconds"] if good["final"] == "promoted" else None
+        slow = cand
+        if good["final"] == "promoted":  # the old production version comes back as a candidate
+            _cli(["models", "promote", name, prod, "--to", "staging"], uri, Path())
+            slow = prod
+        bad = phase(f"slow candidate v{slow} (+400 ms/batch): rolled back", slow,
                     {"X-Debug-Delay-Ms": "400", "X-Debug-Delay-Arm": "canary"})  # fmt: skip
         out["rollback"] = bad
-        out["seconds_start_to_rollback"] = bad["seconds"]
+        out["seconds_start_to_rollback"] = bad["seconds"] if bad["final"] == "rollback" else None
     finally:
         serve.terminate()
         try:

@@ -121,3 +121,22 @@ def test_config_names_the_bad_key(tmp_path) -> None:
         load_rollout_config(tmp_path, None, {"checks": {"min_requestz": 3}})
     with pytest.raises(RolloutConfigError, match=r"rollout\.step_points"):
         load_rollout_config(tmp_path, None, {"step_points": 0})
+
+
+def test_cpu_is_compared_at_equal_batch_sizes() -> None:
+    from dataclasses import replace
+
+    # the same model: the canary's small share makes size-1 batches, dearer per series
+    prod = replace(_arm("production", cpu=2.1), cpu_by_batch={1: (40, 3.6), 8: (800, 2.0)})
+    same = replace(_arm("canary", cpu=3.7), cpu_by_batch={1: (30, 3.7)})
+    d = decide({"production": prod, "canary": same}, CFG, 10.0)
+    assert d.action == "step", d.reason
+    cpu = next(c for c in d.checks if c.name == "cpu")
+    assert cpu.status == "pass" and cpu.numbers["batch_sizes"] == [1]
+    dear = replace(same, cpu_by_batch={1: (30, 9.0)})
+    d = decide({"production": prod, "canary": dear}, CFG, 10.0)
+    assert d.action == "rollback" and "at equal batch sizes [1]" in d.reason
+    apart = replace(same, cpu_by_batch={2: (30, 9.0)})
+    cpu = next(c for c in decide({"production": prod, "canary": apart}, CFG, 10.0).checks
+               if c.name == "cpu")  # fmt: skip
+    assert cpu.status == "skip"

@@ -37,6 +37,9 @@ class ArmStats:
         client_errors: answers with a 4xx status.
         p50_ms, p99_ms: latency percentiles of the answered (200) requests (``None``: none).
         cpu_ms_per_series: mean model CPU milliseconds per scored series.
+        cpu_by_batch: ``{batch size: (series, mean CPU ms per series)}``. A batch's fixed cost is
+            shared by its series, so an arm with 5 % of the traffic (small batches) pays more per
+            series for the same model; the CPU check compares arms batch size by batch size.
         labelled: scored series whose true label has arrived.
         correct: of those, predicted right.
     """
@@ -51,6 +54,7 @@ class ArmStats:
     cpu_ms_per_series: float | None
     labelled: int
     correct: int
+    cpu_by_batch: dict[int, tuple[int, float]] | None = None
 
     @property
     def error_rate(self) -> float:
@@ -63,6 +67,7 @@ class ArmStats:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["versions"] = list(self.versions)
+        out.pop("cpu_by_batch", None)
         out["error_rate"] = round(self.error_rate, 6)
         out["accuracy"] = None if self.accuracy is None else round(self.accuracy, 6)
         for k in ("p50_ms", "p99_ms", "cpu_ms_per_series"):
@@ -124,6 +129,11 @@ def arm_stats(
         scored = part[part["predicted"].notna()]
         labelled = scored[scored["label"].notna()]
         cpu = scored["cpu_s"].dropna()
+        by_batch: dict[int, tuple[int, float]] = {}
+        if "batch_n" in scored.columns:
+            timed = scored[scored["cpu_s"].notna() & scored["batch_n"].notna()]
+            for n, grp in timed.groupby(timed["batch_n"].astype(int)):
+                by_batch[int(n)] = (len(grp), float(grp["cpu_s"].mean() * 1000.0))
         lat = ok["latency_ms"].to_numpy(dtype=float)
         out[str(arm)] = ArmStats(
             arm=str(arm),
@@ -136,6 +146,7 @@ def arm_stats(
             cpu_ms_per_series=float(cpu.mean() * 1000.0) if len(cpu) else None,
             labelled=len(labelled),
             correct=int((labelled["predicted"] == labelled["label"]).sum()),
+            cpu_by_batch=by_batch,
         )
     return out
 

@@ -91,6 +91,9 @@ class _Result:
     alias: str
     shed: bool = False
     cpu_s: float = 0.0  # model CPU seconds (preprocessing + inference) of this series
+    batch_n: int = (
+        1  # series in the ONNX Runtime call that scored it (CPU per series depends on it)
+    )
     classes: tuple[str, ...] = ()
 
 
@@ -336,7 +339,7 @@ class SensorService:
         self.metrics.batch_seconds.observe(took)
         classes = tuple(loaded.model.state.classes)
         for j, i in enumerate(live):
-            results[i] = _Result(proba[j], info[j], ver, alias, cpu_s=cpu_s / len(live),
+            results[i] = _Result(proba[j], info[j], ver, alias, cpu_s=cpu_s / len(live), batch_n=len(live),
                                  classes=classes)  # fmt: skip
 
     def _compute(
@@ -510,12 +513,13 @@ class SensorService:
         base = {"request_id": rid, "time": t, "model": self.cfg.model, "version": version,
                 "arm": arm, "shadow": shadow, "status": int(status), "latency_ms": latency_ms}  # fmt: skip
         if not results:
-            self.armlog.append([{**base, "series_index": 0, "cpu_s": None, "predicted": None}])
+            self.armlog.append([{**base, "series_index": 0, "cpu_s": None, "batch_n": None,
+                                 "predicted": None}])  # fmt: skip
             return
         records = []
         for i, r in enumerate(results):
             predicted = r.classes[int(r.proba.argmax())] if r.proba is not None else None
-            records.append({**base, "series_index": i, "cpu_s": float(r.cpu_s),
+            records.append({**base, "series_index": i, "cpu_s": float(r.cpu_s), "batch_n": r.batch_n,
                             "predicted": predicted})  # fmt: skip
         self.armlog.append(records)
 
@@ -544,7 +548,7 @@ class SensorService:
                 )
                 classes = tuple(state.classes)
                 results = [_Result(proba[j], info[j], canary.resolved.version,
-                                   canary.resolved.alias, cpu_s=cpu_s / len(checked),
+                                   canary.resolved.alias, cpu_s=cpu_s / len(checked), batch_n=len(checked),
                                    classes=classes) for j in range(len(checked))]  # fmt: skip
             except InputError:
                 status = 422
