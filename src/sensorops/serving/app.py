@@ -124,8 +124,9 @@ class SensorService:
         self._swap_lock = threading.Lock()
         self.current: LoadedModel = self._load(self._resolve())
         self._measure_batch()
-        self._predict_batch.set_max_batch_size(self.cfg.batching.max_batch_size)
-        self._predict_batch.set_batch_wait_timeout_s(self.cfg.batching.max_wait_ms / 1000.0)
+        for batcher in (self._predict_batch, self._canary_batch):
+            batcher.set_max_batch_size(self.cfg.batching.max_batch_size)
+            batcher.set_batch_wait_timeout_s(self.cfg.batching.max_wait_ms / 1000.0)
         self.log = PartitionedLog(
             self.cfg.prediction_log.dir,
             self.cfg.prediction_log.flush_records,
@@ -301,6 +302,15 @@ class SensorService:
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def _predict_batch(self, items: list[_Item]) -> list[_Result]:
+        return await self._score_batch(items)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def _canary_batch(self, items: list[_Item]) -> list[_Result]:
+        """The canary's own queue: a batch resolves as a whole, so a slow canary sharing
+        production's batches would hold production's answers too."""
+        return await self._score_batch(items)
+
+    async def _score_batch(self, items: list[_Item]) -> list[_Result]:
         self._depth -= len(items)
         self.metrics.queue_depth.set(max(self._depth, 0))
         primary = self.current
@@ -371,7 +381,9 @@ class SensorService:
         self._depth += len(checked)
         self.metrics.queue_depth.set(self._depth)
         items = [_Item(v, deadline, delay_s, loaded) for v in checked]
-        results = await asyncio.gather(*(self._predict_batch(it) for it in items))
+        is_canary = loaded is not None and loaded is self.canary and loaded is not self.current
+        batcher = self._canary_batch if is_canary else self._predict_batch
+        results = await asyncio.gather(*(batcher(it) for it in items))
         if any(r.shed for r in results):
             self.metrics.shed.labels(endpoint, "expired_in_queue").inc()
             raise Shed("expired_in_queue", "the deadline passed while the request was queued")
