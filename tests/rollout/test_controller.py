@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -19,18 +20,22 @@ from sensorops.rollout.config import RolloutConfig
 from sensorops.rollout.controller import Rollout, RolloutError
 from sensorops.rollout.state import ROLLOUT_TAG, RolloutState, parse_state
 
-NAME = "ctl-test"
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    db = tmp_path_factory.mktemp("ctl") / "mlflow.db"
+    db.touch()
+    return connect(f"sqlite:///{db}", check=False)  # the schema is made once per module
 
 
 @pytest.fixture()
-def ro(tmp_path: Path) -> Rollout:
-    db = tmp_path / "mlflow.db"
-    db.touch()
-    reg = connect(f"sqlite:///{db}", check=False)
-    reg.client.create_registered_model(NAME)
+def ro(registry: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Rollout:
+    name = f"ctl-{request.node.name[5:30]}"  # one model per test in the module's registry
+    reg = registry
+    reg.client.create_registered_model(name)
     for _ in range(2):
-        reg.client.create_model_version(NAME, str(tmp_path / "artifact"))
-    reg.client.set_registered_model_alias(NAME, "production", "1")
+        reg.client.create_model_version(name, str(tmp_path / "artifact"))
+    reg.client.set_registered_model_alias(name, "production", "1")
     cfg = RolloutConfig.model_validate(
         {
             "interval_s": 0.5,
@@ -42,13 +47,13 @@ def ro(tmp_path: Path) -> Rollout:
         }
     )
     pcfg = PromotionConfig.from_params({"lock": {"settle_s": 0.3, "max_write_gap_s": 0.25}})
-    return Rollout(reg, NAME, cfg, pcfg, tmp_path / "arm", tmp_path / "fb")
+    return Rollout(reg, name, cfg, pcfg, tmp_path / "arm", tmp_path / "fb")
 
 
 def _begin(ro: Rollout, weight: float = 50.0) -> RolloutState:
     state = RolloutState(version="2", production="1", weight=weight, step_started_at=time.time())
-    ro.reg.client.set_registered_model_alias(NAME, "canary", "2")
-    ro.reg.client.set_registered_model_tag(NAME, ROLLOUT_TAG, state.to_json())
+    ro.reg.client.set_registered_model_alias(ro.name, "canary", "2")
+    ro.reg.client.set_registered_model_tag(ro.name, ROLLOUT_TAG, state.to_json())
     return state
 
 
@@ -58,7 +63,7 @@ def _log(ro: Rollout, canary_ms: float, n: int = 12) -> None:
     for i in range(n):
         for arm, version, ms in (("production", "1", 10.0), ("canary", "2", canary_ms)):
             rid = f"{arm}-{i}-{time.time_ns()}"
-            rows.append({"request_id": rid, "series_index": 0, "time": now, "model": NAME,
+            rows.append({"request_id": rid, "series_index": 0, "time": now, "model": ro.name,
                          "version": version, "arm": arm, "shadow": False, "status": 200,
                          "latency_ms": ms, "cpu_s": 0.001, "predicted": "a"})  # fmt: skip
             labels.append({"request_id": rid, "series_index": 0, "label": "a", "time": now})
@@ -73,10 +78,10 @@ def test_a_slow_canary_is_rolled_back_with_its_numbers(ro: Rollout) -> None:
     _begin(ro)
     _log(ro, canary_ms=400.0)
     assert ro.run() == 1
-    rm = ro.reg.client.get_registered_model(NAME)
+    rm = ro.reg.client.get_registered_model(ro.name)
     assert ROLLOUT_TAG not in rm.tags and "canary" not in rm.aliases
     assert str(rm.aliases["production"]) == "1"
-    event = read_history(ro.reg, NAME)[-1]
+    event = read_history(ro.reg, ro.name)[-1]
     assert event["kind"] == "rollout" and event["action"] == "rollback"
     assert "p50 canary 400.0 ms" in event["reason"] and event["checks"]["latency_p50"] == "fail"
     assert event["arms"]["canary"]["requests"] == 12 and event["weight_from"] == 50.0
@@ -89,13 +94,13 @@ def test_steps_and_holds_are_recorded_and_the_last_step_is_the_promotion(ro: Rol
     ro.cfg = ro.cfg.model_copy(update={"max_holds": 2})
     assert ro.run(on_decision=lambda s, d: seen.append(d.action)) == 1
     assert seen == ["hold", "hold"]
-    assert read_history(ro.reg, NAME)[-1]["reason"].startswith("2 holds in a row")
+    assert read_history(ro.reg, ro.name)[-1]["reason"].startswith("2 holds in a row")
     # a good window steps 50 -> 75; the next step would reach 100: that is the promotion
     _begin(ro)
     _log(ro, canary_ms=10.0)
-    new = ro.step(ro.evaluate(parse_state(ro.reg.client.get_registered_model(NAME).tags)))
+    new = ro.step(ro.evaluate(parse_state(ro.reg.client.get_registered_model(ro.name).tags)))
     assert new.weight == 75.0 and new.step == 1
-    event = read_history(ro.reg, NAME)[-1]
+    event = read_history(ro.reg, ro.name)[-1]
     assert (event["action"], event["weight_from"], event["weight"]) == ("step", 50.0, 75.0)
     assert event["checks"]["latency_p50"] == "pass" and event["arms"]["canary"]["labelled"] == 12
     _log(ro, canary_ms=10.0)
@@ -105,9 +110,9 @@ def test_steps_and_holds_are_recorded_and_the_last_step_is_the_promotion(ro: Rol
 
 
 def test_a_half_written_start_is_repaired(ro: Rollout) -> None:
-    ro.reg.client.set_registered_model_alias(NAME, "canary", "2")  # killed before the tag
+    ro.reg.client.set_registered_model_alias(ro.name, "canary", "2")  # killed before the tag
     st = ro.status()
     assert "without a rollout tag" in st["inconsistent"] and st["rollout"] is None
     with pytest.raises(RolloutError, match="no rollout is in progress"):
         ro.abort("manual")
-    assert "canary" not in ro.reg.client.get_registered_model(NAME).aliases
+    assert "canary" not in ro.reg.client.get_registered_model(ro.name).aliases
