@@ -9,6 +9,7 @@ candidate becomes production, then a slow one is rolled back while production st
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -263,6 +264,11 @@ def test_shadow_then_a_slow_candidate_is_rolled_back(rollout_env: dict) -> None:
     promote(reg, NAME, v3, "staging", config=env["pcfg"], mi=env["mi"], reason="slow candidate")
     r = cli("start", NAME, v3, "--shadow")
     assert r.returncode == 0, r.stderr[-3000:]
+    st = cli("status", NAME, "--json")
+    assert st.returncode == 0, st.stderr[-3000:]
+    ro = json.loads(st.stdout)["rollout"]
+    assert (ro["version"], ro["mode"], ro["step"]) == (v3, "shadow", 0)
+    assert ro["next"]["action"] == "hold"  # nothing scored yet in this window
     _until("both replicas in shadow mode", lambda: all(
         _ready(u)["rollout"]["canary_version"] == v3 and _ready(u)["rollout"]["mode"] == "shadow"
         for u in env["urls"]), timeout=30)  # fmt: skip
