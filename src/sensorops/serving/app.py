@@ -590,8 +590,16 @@ class SensorService:
             payload = {**payload, "request_id": rid}
         self.metrics.observe(endpoint, version, status, time.monotonic() - arrival)
         return JSONResponse(
-            payload, status_code=status, headers={"X-Request-Id": rid, **(headers or {})}
+            payload,
+            status_code=status,
+            headers={"X-Request-Id": rid, "X-Replica": self._replica_id(), **(headers or {})},
         )
+
+    def _replica_id(self) -> str:
+        try:
+            return str(serve.get_replica_context().replica_id.unique_id)
+        except Exception:  # outside a replica (never in the service)
+            return ""
 
     # --- routes ----------------------------------------------------------------------------------
 
@@ -637,10 +645,7 @@ class SensorService:
     async def ready(self) -> Response:
         cur = self.current
         arms, canary = self.arms, self.canary
-        try:
-            replica = serve.get_replica_context().replica_id.unique_id
-        except Exception:  # outside a replica (never in the service)
-            replica = None
+        replica = self._replica_id() or None
         return JSONResponse(
             {
                 "ready": True,

@@ -125,26 +125,32 @@ def _ready(url: str, timeout: float = 5.0) -> dict[str, Any] | None:
 
 
 def find_replicas(cfg: ServingConfig, n_ports: int = 64) -> list[str]:
-    """Base URLs of this application's ready replicas.
+    """Base URLs of this application's ready replicas, one per replica.
 
     Through the proxy that is ``serving.port``. With direct ingress on a shared cluster, Serve
-    gives each ingress replica the lowest free port from ``serving.port`` upwards, and another
-    application may hold the first ones; every port of the range is asked ``/ready`` and kept
-    when it names this application and model."""
+    gives each ingress replica the lowest free port from ``serving.port`` upwards (another
+    application may hold the first ones), and may also answer on a port of the range that
+    forwards to any replica. Every port is asked ``/ready`` three times; a port answered by
+    different replicas is such a forwarder and is skipped, and of two ports naming one replica
+    the higher (the replica's own, allocated after the forwarder's) is kept."""
     ports = [cfg.port] if cfg.ingress == "proxy" else range(cfg.port, cfg.port + n_ports)
-    found: dict[str, str] = {}  # replica id -> its first URL (a replica may answer on two ports)
+    found: dict[str, str] = {}  # replica id -> URL
     for port in ports:
         url = f"http://{cfg.host}:{port}"
-        try:
-            body = _ready(url, timeout=2.0)
-        except (OSError, ValueError, http.client.HTTPException):
-            continue  # nothing there, or not HTTP (a replica's gRPC port, another program)
-        if (
-            body
-            and body.get("model") == cfg.model
-            and body.get("app", cfg.app_name) == cfg.app_name
-        ):
-            found.setdefault(str(body.get("replica") or url), url)
+        ids = set()
+        for _ in range(3 if cfg.ingress == "direct" else 1):
+            try:
+                body = _ready(url, timeout=2.0)
+            except (OSError, ValueError, http.client.HTTPException):
+                break  # nothing there, or not HTTP (a replica's gRPC port, another program)
+            if not body or body.get("model") != cfg.model:
+                break
+            if body.get("app", cfg.app_name) != cfg.app_name:
+                break
+            ids.add(str(body.get("replica") or url))
+        else:
+            if len(ids) == 1:
+                found[ids.pop()] = url
     return list(found.values())
 
 
