@@ -62,19 +62,24 @@ def _lower(headers: Any) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
 
-def _wait(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+def _wait(proc: subprocess.Popen[bytes], log: Path, timeout: float) -> list[str]:
+    """The replica URLs ``sensorops serve`` printed once ready (``replicas: URL ...``).
+
+    With direct ingress Serve gives each replica the lowest free port of the cluster's range, so
+    a service that shares the cluster with another application (or restarts while its old port
+    is quarantined) may listen on another port than asked; the service finds and prints them."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode}:\n{log.read_text()[-5000:]}")
-        try:
-            status, _, body = http("GET", f"{url}/ready", timeout=3)
-            if status == 200 and isinstance(body, dict) and body.get("ready"):
-                return
-        except OSError:
-            pass
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("replicas: "):
+                urls = line.split()[1:]
+                status, _, body = http("GET", f"{urls[0]}/ready", timeout=3)
+                if status == 200 and isinstance(body, dict) and body.get("ready"):
+                    return urls
         time.sleep(1.0)
-    raise RuntimeError(f"{url}/ready not up after {timeout}s:\n{log.read_text()[-5000:]}")
+    raise RuntimeError(f"service not ready after {timeout}s:\n{log.read_text()[-5000:]}")
 
 
 class ServiceProcess:
@@ -86,6 +91,7 @@ class ServiceProcess:
         self.project, self.args, self.env, self.url, self.workdir = project, args, env, url, workdir
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.urls = [url]
 
     def start(self, timeout: float = 300.0) -> None:
         self.starts += 1
@@ -95,10 +101,12 @@ class ServiceProcess:
                 [sys.executable, "-m", "sensorops.cli", "serve", *self.args],
                 cwd=self.project, env=self.env, stdout=fh, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        _wait(self.url, self.proc, log, timeout)
+        self.urls = _wait(self.proc, log, timeout)
+        self.url = self.urls[0]
 
     def stop(self) -> None:
-        """SIGTERM the driver (it shuts Serve down: the replicas and their job tasks die)."""
+        """SIGTERM the driver (it deletes its application: the replicas and their job tasks die;
+        Serve's controller stays up on the cluster)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -524,6 +524,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sensorops.serving.cli import main as serve_main
 
         return serve_main(argv[1:])
+    if argv[:1] == ["rollout"]:
+        from sensorops.rollout.cli import main as rollout_main
+
+        return rollout_main(argv[1:])
     args = _parser().parse_args(argv)  # argparse exits with 2 on usage errors
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     out = Console(soft_wrap=args.json, width=None if not args.json else 10_000)
@@ -607,6 +611,20 @@ kedro_models = passthrough(
     "MLflow model registry: list, show, promote, rollback, history, doctor (= `sensorops models`).",
 )
 kedro_serve = passthrough("serve", "Serve NAME@ALIAS on Ray Serve (= `sensorops serve`).")
+
+
+@cli.command(
+    name="rollout",
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": [],
+    },
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def kedro_rollout(args: tuple[str, ...]) -> None:
+    """Progressive rollout: start, status, step, abort, run, replay (= `sensorops rollout`)."""
+    raise SystemExit(main(["rollout", *args]))
 
 
 if __name__ == "__main__":

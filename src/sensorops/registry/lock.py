@@ -64,15 +64,24 @@ class RegistryLease:
         name: registered model name (must exist).
         config: timing of the lease.
         purpose: free text stored with the lease (shown to waiting processes).
+        tag: the registered-model tag holding the lease: ``sensorops.lock`` (promotions) or
+            another name for a longer-lived lease of its own kind (a rollout controller holds
+            ``sensorops.rollout.lock`` for its whole run and takes ``sensorops.lock`` per write).
     """
 
     def __init__(
-        self, reg: Registry, name: str, config: LockConfig | None = None, purpose: str = ""
+        self,
+        reg: Registry,
+        name: str,
+        config: LockConfig | None = None,
+        purpose: str = "",
+        tag: str = LOCK_TAG,
     ) -> None:
         self.reg = reg
         self.name = name
         self.config = config or LockConfig()
         self.purpose = purpose
+        self.tag = tag
         self.owner = f"{uuid.uuid4().hex}:{os.getpid()}"
         self.held = False
 
@@ -81,7 +90,7 @@ class RegistryLease:
             lambda: self.reg.client.get_registered_model(self.name),
             f"registered model {self.name!r}",
         )
-        raw = rm.tags.get(LOCK_TAG)
+        raw = rm.tags.get(self.tag)
         if not raw:
             return None
         try:
@@ -144,7 +153,7 @@ class RegistryLease:
                 what = holder.get("purpose", "") if holder else ""
                 raise LockBusy(
                     f"registered model {self.name!r} is locked by another promotion ({who}: {what}) "
-                    f"for more than {cfg.timeout_s:.0f}s; retry later, or delete tag {LOCK_TAG!r} "
+                    f"for more than {cfg.timeout_s:.0f}s; retry later, or delete tag {self.tag!r} "
                     "if that process is dead"
                 )
             time.sleep(cfg.settle_s * (0.5 + random.random()))
@@ -154,7 +163,7 @@ class RegistryLease:
         from mlflow.exceptions import MlflowException
 
         try:
-            self.reg.client.set_registered_model_tag(self.name, LOCK_TAG, json.dumps(lease))
+            self.reg.client.set_registered_model_tag(self.name, self.tag, json.dumps(lease))
         except MlflowException as exc:
             text = str(exc)
             if "UNIQUE" in text or "IntegrityError" in text or "already exists" in text:
@@ -176,7 +185,7 @@ class RegistryLease:
         self.verify()
         current = self._read() or {}
         current["expires_at"] = time.time() + self.config.ttl_s
-        self.reg.client.set_registered_model_tag(self.name, LOCK_TAG, json.dumps(current))
+        self.reg.client.set_registered_model_tag(self.name, self.tag, json.dumps(current))
         self.verify()
 
     def release(self) -> None:
@@ -187,7 +196,7 @@ class RegistryLease:
         try:
             current = self._read()
             if current and current.get("owner") == self.owner:
-                self.reg.client.delete_registered_model_tag(self.name, LOCK_TAG)
+                self.reg.client.delete_registered_model_tag(self.name, self.tag)
         except Exception:  # the lease expires by itself; never mask the real outcome
             logger.exception("could not release the promotion lease on %s", self.name)
 

@@ -16,6 +16,16 @@ moved, the new version is downloaded, its session built and warmed *beside* the 
 the reference is swapped between two batches. No request fails and none waits for the load
 (a batch uses the model it started with). This replaces ``reconfigure()``/redeploys, which
 held requests for 3-5 s in the probe.
+
+**Two arms** (:mod:`sensorops.rollout`). The same watcher reads the registered model's
+``@canary`` alias and its ``sensorops.rollout`` tag (:func:`sensorops.rollout.state.arms_from`);
+while both name one version, that version is loaded beside production and a request goes to it
+with the rollout's weight: sticky by ``X-Request-Key`` (a hash of the key and the rollout id, so
+every replica sends one key to the same arm and a key stays on the canary as its weight grows),
+else by a seeded generator. In shadow mode callers always get production and the canary scores a
+copy in the background. Each answer names its arm (``X-Model-Arm``, ``X-Model-Version`` and
+``arm`` in the JSON). One record per request and arm (status, latency, model CPU seconds,
+prediction) goes to the arm log (``serving.rollout.log_dir``) that the rollout controller reads.
 """
 
 import asyncio
@@ -36,6 +46,7 @@ from ray import serve
 
 from sensorops.contracts.preprocessing import InputError
 from sensorops.registry.pyfunc import softmax
+from sensorops.rollout.state import Arms, arms_from, bucket
 from sensorops.serving.config import ServingConfig
 from sensorops.serving.jobs import JobError, JobStore, check_job_input, run_job
 from sensorops.serving.metrics import ServingMetrics
@@ -69,6 +80,7 @@ class _Item:
     values: np.ndarray
     deadline: float  # time.monotonic() by which the answer is due
     debug_delay_s: float = 0.0
+    loaded: LoadedModel | None = None  # the arm's model (None: production at batch time)
 
 
 @dataclass
@@ -78,6 +90,11 @@ class _Result:
     version: str
     alias: str
     shed: bool = False
+    cpu_s: float = 0.0  # model CPU seconds (preprocessing + inference) of this series
+    batch_n: int = (
+        1  # series in the ONNX Runtime call that scored it (CPU per series depends on it)
+    )
+    classes: tuple[str, ...] = ()
 
 
 @serve.deployment(name="SensorService")
@@ -94,14 +111,22 @@ class SensorService:
         numba.set_num_threads(min(self.cfg.runtime.numba_threads, numba.config.NUMBA_NUM_THREADS))
         self.metrics = ServingMetrics()
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="infer")
+        # the canary computes in its own thread: a slow candidate never delays production
+        self._canary_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="canary")
+        self.canary: LoadedModel | None = None
+        self.arms = Arms()
+        self._rng = np.random.default_rng(self.cfg.rollout.seed)
+        self._shadow_inflight = 0
+        self._shadow_tasks: set[Any] = set()
         self._cache = Path(self.cfg.jobs.dir).parent / ".model_cache"
         self._depth = 0
         self._batch_s = 0.005  # EWMA of one batch's preprocessing + inference time
         self._swap_lock = threading.Lock()
         self.current: LoadedModel = self._load(self._resolve())
         self._measure_batch()
-        self._predict_batch.set_max_batch_size(self.cfg.batching.max_batch_size)
-        self._predict_batch.set_batch_wait_timeout_s(self.cfg.batching.max_wait_ms / 1000.0)
+        for batcher in (self._predict_batch, self._canary_batch):
+            batcher.set_max_batch_size(self.cfg.batching.max_batch_size)
+            batcher.set_batch_wait_timeout_s(self.cfg.batching.max_wait_ms / 1000.0)
         self.log = PartitionedLog(
             self.cfg.prediction_log.dir,
             self.cfg.prediction_log.flush_records,
@@ -113,6 +138,13 @@ class SensorService:
             self.cfg.prediction_log.flush_s,
             partition_by=("date",),
         )
+        self.armlog = PartitionedLog(
+            self.cfg.rollout.log_dir,
+            self.cfg.prediction_log.flush_records,
+            self.cfg.prediction_log.flush_s,
+            partition_by=("date",),
+        )
+        self._refresh_arms()
         self.jobs = JobStore(self.cfg.jobs.dir)
         self._job_refs: dict[str, Any] = {}
         for rec in self.jobs.claim_open():
@@ -124,7 +156,7 @@ class SensorService:
 
     # --- model lifecycle ------------------------------------------------------------------------
 
-    def _load(self, resolved: Any) -> LoadedModel:
+    def _load(self, resolved: Any, info: bool = True) -> LoadedModel:
         runtime = self.cfg.runtime
         from sensorops.registry.pyfunc import choose_providers
 
@@ -136,7 +168,10 @@ class SensorService:
             cache_dir=self._cache,
         )
         self.metrics.model_load.labels(resolved.version).set(loaded.load_s)
-        self.metrics.serving(resolved.name, resolved.version, resolved.alias, loaded.model.provider)
+        if info:  # the canary keeps model_info naming the production version
+            self.metrics.serving(
+                resolved.name, resolved.version, resolved.alias, loaded.model.provider
+            )
         logger.info(
             "serving %s v%s (@%s) on %s; loaded in %.2fs",
             resolved.name,
@@ -173,15 +208,57 @@ class SensorService:
             try:
                 now = self._resolve()
                 cur = self.current.resolved
-                if (now.version, now.alias) == (cur.version, cur.alias):
-                    continue
-                logger.info("alias moved: v%s -> v%s; loading beside", cur.version, now.version)
-                loaded = self._load(now)
-                with self._swap_lock:
-                    self.current = loaded  # one reference swap; running batches keep theirs
-                self.metrics.reloads.inc()
+                if (now.version, now.alias) != (cur.version, cur.alias):
+                    logger.info("alias moved: v%s -> v%s; loading beside", cur.version, now.version)
+                    loaded = self._load(now)
+                    with self._swap_lock:
+                        self.current = loaded  # one reference swap; running batches keep theirs
+                    self.metrics.reloads.inc()
             except Exception:
                 logger.exception("alias check failed; keeping v%s", self.current.resolved.version)
+            try:
+                self._refresh_arms()
+            except Exception:
+                logger.exception("rollout check failed; keeping %s", self.arms)
+
+    def _refresh_arms(self) -> None:
+        """Read ``@canary`` and the rollout tag; load a new canary beside, or drop the arm."""
+        rc = self.cfg.rollout
+        if not rc.enabled or self.cfg.version is not None:
+            return
+        from mlflow import MlflowClient
+
+        from sensorops.serving.model_source import Resolved
+
+        client = MlflowClient(
+            tracking_uri=self.cfg.tracking_uri, registry_uri=self.cfg.tracking_uri
+        )
+        rm = client.get_registered_model(self.cfg.model)
+        aliases = {a: str(v) for a, v in (rm.aliases or {}).items()}
+        arms = arms_from(dict(rm.tags or {}), aliases, rc.canary_alias)
+        if arms.canary is None:
+            if self.arms.canary is not None:
+                logger.info("rollout ended: canary arm v%s dropped", self.arms.canary)
+            self.arms, self.canary = arms, None
+            return
+        if self.canary is None or self.canary.resolved.version != arms.canary:
+            mv = client.get_model_version(self.cfg.model, arms.canary)
+            resolved = Resolved(self.cfg.model, rc.canary_alias, arms.canary, str(mv.source))
+            self.canary = self._load(resolved, info=False)
+        if arms != self.arms:
+            logger.info("rollout: canary v%s at %.1f%% (%s)", arms.canary, arms.weight, arms.mode)
+        self.arms = arms
+        self.metrics.arm_weight.set(arms.weight if arms.mode == "live" else 0.0)
+
+    def _route(self, key: str | None) -> tuple[LoadedModel, bool]:
+        """The model that answers this request, and whether it is the canary (live routing)."""
+        arms, canary = self.arms, self.canary
+        if canary is None or arms.mode != "live" or arms.weight <= 0:
+            return self.current, False
+        u = bucket(key, arms.rollout_id) if key else float(self._rng.random())
+        if u * 100.0 < arms.weight:
+            return canary, True
+        return self.current, False
 
     def check_health(self) -> None:
         """Ray Serve's replica health check: unhealthy when the alias watcher died."""
@@ -192,7 +269,8 @@ class SensorService:
         stop = getattr(self, "_stop", None)
         if stop is not None:
             stop.set()
-            for log in (getattr(self, "log", None), getattr(self, "feedback", None)):
+            for name in ("log", "feedback", "armlog"):
+                log = getattr(self, name, None)
                 if log is not None:
                     log.close()
 
@@ -224,37 +302,66 @@ class SensorService:
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def _predict_batch(self, items: list[_Item]) -> list[_Result]:
+        return await self._score_batch(items)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def _canary_batch(self, items: list[_Item]) -> list[_Result]:
+        """The canary's own queue: a batch resolves as a whole, so a slow canary sharing
+        production's batches would hold production's answers too."""
+        return await self._score_batch(items)
+
+    async def _score_batch(self, items: list[_Item]) -> list[_Result]:
         self._depth -= len(items)
         self.metrics.queue_depth.set(max(self._depth, 0))
-        loaded = self.current
-        ver, alias = loaded.resolved.version, loaded.resolved.alias
+        primary = self.current
         now = time.monotonic()
-        live = [i for i, it in enumerate(items) if now + self._batch_s <= it.deadline]
-        results = [_Result(None, None, ver, alias, shed=True) for _ in items]
-        if not live:
+        results: list[_Result] = [
+            _Result(None, None, primary.resolved.version, primary.resolved.alias, shed=True)
+            for _ in items
+        ]
+        groups: dict[int, tuple[LoadedModel, list[int]]] = {}  # one ORT call per arm
+        for i, it in enumerate(items):
+            if now + self._batch_s <= it.deadline:
+                loaded = it.loaded or primary
+                groups.setdefault(id(loaded), (loaded, []))[1].append(i)
+        if not groups:
             return results
+        await asyncio.gather(*(self._run_group(items, results, g) for g in groups.values()))
+        return results
+
+    async def _run_group(
+        self, items: list[_Item], results: list[_Result], group: tuple[LoadedModel, list[int]]
+    ) -> None:
+        loaded, live = group
+        ver, alias = loaded.resolved.version, loaded.resolved.alias
+        is_canary = loaded is not self.current and loaded is self.canary
+        pool = self._canary_pool if is_canary else self._pool
         loop = asyncio.get_running_loop()
         start = time.perf_counter()
         delay = max(items[i].debug_delay_s for i in live)
-        proba, info = await loop.run_in_executor(
-            self._pool, self._compute, loaded, [items[i].values for i in live], delay
+        proba, info, cpu_s = await loop.run_in_executor(
+            pool, self._compute, loaded, [items[i].values for i in live], delay
         )
         took = time.perf_counter() - start
-        self._batch_s = 0.7 * self._batch_s + 0.3 * took
+        if not is_canary:
+            self._batch_s = 0.7 * self._batch_s + 0.3 * took
         self.metrics.batch_size.observe(len(live))
         self.metrics.batch_seconds.observe(took)
+        classes = tuple(loaded.model.state.classes)
         for j, i in enumerate(live):
-            results[i] = _Result(proba[j], info[j], ver, alias)
-        return results
+            results[i] = _Result(proba[j], info[j], ver, alias, cpu_s=cpu_s / len(live), batch_n=len(live),
+                                 classes=classes)  # fmt: skip
 
     def _compute(
         self, loaded: LoadedModel, values: list[np.ndarray], delay_s: float = 0.0
-    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    ) -> tuple[np.ndarray, list[dict[str, Any]], float]:
         if delay_s:  # test-only slow model (serving.debug_delay_header)
             time.sleep(delay_s)
+        cpu0 = time.thread_time()
         m = loaded.model
         X, info = m.state.transform(values)
-        return softmax(m.logits(X)), info
+        proba = softmax(m.logits(X))
+        return proba, info, time.thread_time() - cpu0
 
     async def _run(
         self,
@@ -264,16 +371,19 @@ class SensorService:
         arrival: float,
         delay_s: float = 0.0,
         field: str = "instances",
+        loaded: LoadedModel | None = None,
     ) -> list[_Result]:
-        state = self.current.model.state
+        state = (loaded or self.current).model.state
         checked = state.check(
             values, field=field, max_nan_run=self.cfg.runtime.max_nan_run, index=field != "data"
         )
         deadline = self._admit(endpoint, len(checked), arrival, deadline_ms)
         self._depth += len(checked)
         self.metrics.queue_depth.set(self._depth)
-        items = [_Item(v, deadline, delay_s) for v in checked]
-        results = await asyncio.gather(*(self._predict_batch(it) for it in items))
+        items = [_Item(v, deadline, delay_s, loaded) for v in checked]
+        is_canary = loaded is not None and loaded is self.canary and loaded is not self.current
+        batcher = self._canary_batch if is_canary else self._predict_batch
+        results = await asyncio.gather(*(batcher(it) for it in items))
         if any(r.shed for r in results):
             self.metrics.shed.labels(endpoint, "expired_in_queue").inc()
             raise Shed("expired_in_queue", "the deadline passed while the request was queued")
@@ -288,10 +398,10 @@ class SensorService:
         results: list[_Result],
         latency_ms: float,
     ) -> None:
-        classes = list(self.current.model.state.classes)
         records = []
         for i, (v, r) in enumerate(zip(values, results, strict=True)):
             assert r.proba is not None and r.info is not None
+            classes = list(r.classes)
             records.append(
                 {
                     "request_id": rid,
@@ -320,8 +430,10 @@ class SensorService:
         arrival = time.monotonic()
         arrival_wall = time.time()
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        version = self.current.resolved.version
+        loaded, is_canary = self._route(request.headers.get("x-request-key"))
+        version, arm = loaded.resolved.version, loaded.resolved.alias
         rt, adm = self.cfg.runtime, self.cfg.admission
+        delay_arm = request.headers.get("x-debug-delay-arm")
         try:
             if name is not None and name != self.cfg.model:
                 raise RequestError(
@@ -330,7 +442,7 @@ class SensorService:
             body = parse_json(await request.body())
             header = request.headers.get("x-deadline-ms")
             if endpoint == "infer":
-                state = self.current.model.state
+                state = loaded.model.state
                 values, oip_id, deadline_ms = parse_oip(
                     body, state.n_channels, rt.max_request_series, adm.deadline_ms, header
                 )
@@ -339,37 +451,130 @@ class SensorService:
                 values, deadline_ms, field = parse_predict(
                     body, rt.max_request_series, adm.deadline_ms, header
                 )
-            delay_s = 0.0
+            delay_ms = 0.0
             if self.cfg.debug_delay_header and request.headers.get("x-debug-delay-ms"):
                 try:
-                    delay_s = float(request.headers["x-debug-delay-ms"]) / 1000.0
+                    delay_ms = float(request.headers["x-debug-delay-ms"])
                 except ValueError as exc:
                     raise RequestError(422, "X-Debug-Delay-Ms", "must be a number") from exc
-            results = await self._run(endpoint, values, deadline_ms, arrival, delay_s, field)
-        except RequestError as exc:
-            return self._answer(endpoint, version, arrival, exc.status, exc.body(), rid)
-        except InputError as exc:
-            return self._answer(
-                endpoint, version, arrival, 422, {"error": str(exc), "field": exc.field}, rid
+            delay_s = delay_ms / 1000.0 if delay_arm in (None, arm) else 0.0
+            results = await self._run(
+                endpoint, values, deadline_ms, arrival, delay_s, field, loaded
             )
+        except RequestError as exc:
+            return self._fail(endpoint, loaded, arrival, arrival_wall, exc.status, exc.body(), rid)
+        except InputError as exc:
+            body = {"error": str(exc), "field": exc.field}
+            return self._fail(endpoint, loaded, arrival, arrival_wall, 422, body, rid)
         except Shed as exc:
-            return self._answer(
-                endpoint, version, arrival, 503,
-                {"error": f"overloaded: {exc.detail}", "reason": exc.reason},
-                rid, headers={"Retry-After": str(adm.retry_after_s)},
-            )  # fmt: skip
+            body = {"error": f"overloaded: {exc.detail}", "reason": exc.reason}
+            return self._fail(endpoint, loaded, arrival, arrival_wall, 503, body, rid,
+                              headers={"Retry-After": str(adm.retry_after_s)})  # fmt: skip
         proba = np.stack([r.proba for r in results])
         version, alias = results[0].version, results[0].alias
-        classes = list(self.current.model.state.classes)
+        classes = list(results[0].classes)
         if endpoint == "infer":
             payload = oip_response(rid, self.cfg.model, version, classes, proba)
         else:
             payload = predict_response(rid, self.cfg.model, version, alias, classes, proba)
-        response = self._answer(endpoint, version, arrival, 200, payload, rid)
-        self._record(
-            rid, endpoint, arrival_wall, values, results, (time.monotonic() - arrival) * 1000
-        )
+            payload["arm"] = alias
+        latency_ms = (time.monotonic() - arrival) * 1000
+        response = self._answer(endpoint, version, arrival, 200, payload, rid,
+                                headers={"X-Model-Version": version, "X-Model-Arm": alias})  # fmt: skip
+        self._record(rid, endpoint, arrival_wall, values, results, latency_ms)
+        self._arm_records(rid, arrival_wall, alias, version, results, 200, latency_ms)
+        if not is_canary and self.canary is not None and self.arms.mode == "shadow":
+            self._shadow(rid, arrival_wall, values, delay_ms if delay_arm in (None, self.cfg.rollout.canary_alias) else 0.0)  # fmt: skip
         return response
+
+    def _fail(
+        self,
+        endpoint: str,
+        loaded: LoadedModel,
+        arrival: float,
+        arrival_wall: float,
+        status: int,
+        payload: dict[str, Any],
+        rid: str,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        version, arm = loaded.resolved.version, loaded.resolved.alias
+        response = self._answer(
+            endpoint, version, arrival, status, payload, rid,
+            headers={"X-Model-Version": version, "X-Model-Arm": arm, **(headers or {})},
+        )  # fmt: skip
+        latency_ms = (time.monotonic() - arrival) * 1000
+        self._arm_records(rid, arrival_wall, arm, version, None, status, latency_ms)
+        return response
+
+    def _arm_records(
+        self,
+        rid: str,
+        arrival_wall: float,
+        arm: str,
+        version: str,
+        results: list[_Result] | None,
+        status: int,
+        latency_ms: float,
+        shadow: bool = False,
+    ) -> None:
+        """One arm-log record per series (one per request when it failed before scoring)."""
+        if not self.cfg.rollout.enabled:
+            return
+        t = np.datetime64(int(arrival_wall * 1e6), "us")
+        base = {"request_id": rid, "time": t, "model": self.cfg.model, "version": version,
+                "arm": arm, "shadow": shadow, "status": int(status), "latency_ms": latency_ms}  # fmt: skip
+        if not results:
+            self.armlog.append([{**base, "series_index": 0, "cpu_s": None, "batch_n": None,
+                                 "predicted": None}])  # fmt: skip
+            return
+        records = []
+        for i, r in enumerate(results):
+            predicted = r.classes[int(r.proba.argmax())] if r.proba is not None else None
+            records.append({**base, "series_index": i, "cpu_s": float(r.cpu_s), "batch_n": r.batch_n,
+                            "predicted": predicted})  # fmt: skip
+        self.armlog.append(records)
+
+    def _shadow(
+        self, rid: str, arrival_wall: float, values: list[np.ndarray], delay_ms: float
+    ) -> None:
+        """Score a copy on the canary in the background; the caller already has production's answer."""
+        canary = self.canary
+        if canary is None:
+            return
+        if self._shadow_inflight >= self.cfg.rollout.shadow_max_inflight:
+            self.metrics.shadow_dropped.inc()
+            return
+        self._shadow_inflight += 1
+
+        async def run() -> None:
+            start = time.monotonic()
+            status, results = 200, None
+            try:
+                state = canary.model.state
+                checked = state.check(values, field="instances",
+                                      max_nan_run=self.cfg.runtime.max_nan_run)  # fmt: skip
+                loop = asyncio.get_running_loop()
+                proba, info, cpu_s = await loop.run_in_executor(
+                    self._canary_pool, self._compute, canary, checked, delay_ms / 1000.0
+                )
+                classes = tuple(state.classes)
+                results = [_Result(proba[j], info[j], canary.resolved.version,
+                                   canary.resolved.alias, cpu_s=cpu_s / len(checked), batch_n=len(checked),
+                                   classes=classes) for j in range(len(checked))]  # fmt: skip
+            except InputError:
+                status = 422
+            except Exception:
+                logger.exception("shadow scoring on v%s failed", canary.resolved.version)
+                status = 500
+            finally:
+                self._shadow_inflight -= 1
+            self._arm_records(rid, arrival_wall, canary.resolved.alias, canary.resolved.version,
+                              results, status, (time.monotonic() - start) * 1000, shadow=True)  # fmt: skip
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_tasks.discard)
 
     def _answer(
         self,
@@ -385,8 +590,16 @@ class SensorService:
             payload = {**payload, "request_id": rid}
         self.metrics.observe(endpoint, version, status, time.monotonic() - arrival)
         return JSONResponse(
-            payload, status_code=status, headers={"X-Request-Id": rid, **(headers or {})}
+            payload,
+            status_code=status,
+            headers={"X-Request-Id": rid, "X-Replica": self._replica_id(), **(headers or {})},
         )
+
+    def _replica_id(self) -> str:
+        try:
+            return str(serve.get_replica_context().replica_id.unique_id)
+        except Exception:  # outside a replica (never in the service)
+            return ""
 
     # --- routes ----------------------------------------------------------------------------------
 
@@ -431,9 +644,19 @@ class SensorService:
     @api.get("/ready")
     async def ready(self) -> Response:
         cur = self.current
+        arms, canary = self.arms, self.canary
+        replica = self._replica_id() or None
         return JSONResponse(
             {
                 "ready": True,
+                "app": self.cfg.app_name,
+                "replica": replica,
+                "rollout": {
+                    "canary_version": canary.resolved.version if canary else None,
+                    "weight": arms.weight if canary else 0.0,
+                    "mode": arms.mode,
+                    "rollout_id": arms.rollout_id,
+                },
                 "model": cur.resolved.name,
                 "version": cur.resolved.version,
                 "alias": cur.resolved.alias,

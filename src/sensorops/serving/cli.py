@@ -114,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"ready: {service.url}  (POST /v1/predict, /v2/models/{cfg.model}/infer, /v1/jobs; "
             "GET /ready, /metrics); Ctrl-C stops"
         )
+        _say(f"replicas: {' '.join(service.urls or [service.url])}")
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

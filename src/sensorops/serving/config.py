@@ -55,6 +55,20 @@ class JobsConfig(_Strict):
     batch_size: int = Field(64, ge=1, description="series per map_batches call")
 
 
+class RolloutRoutingConfig(_Strict):
+    """Two arms in one service (:mod:`sensorops.rollout`): how a replica routes and logs them."""
+
+    enabled: bool = Field(True, description="follow @canary and the rollout tag of the model")
+    canary_alias: str = Field("canary", min_length=1, description="alias of the canary arm")
+    seed: int = Field(0, description="seed of the generator that routes requests without a key")
+    log_dir: str = Field(
+        "data/07_model_output/arm_log", description="per-request arm log the controller reads"
+    )
+    shadow_max_inflight: int = Field(
+        8, ge=1, description="shadow copies computing at once; more are dropped (and counted)"
+    )
+
+
 class InfraCheckConfig(_Strict):
     """The promotion pipeline's infrastructure check (:mod:`sensorops.serving.infra_check`)."""
 
@@ -93,6 +107,7 @@ class ServingConfig(_Strict):
     prediction_log: PredictionLogConfig = Field(default_factory=PredictionLogConfig)
     jobs: JobsConfig = Field(default_factory=JobsConfig)
     infra_check: InfraCheckConfig = Field(default_factory=InfraCheckConfig)
+    rollout: RolloutRoutingConfig = Field(default_factory=RolloutRoutingConfig)
     debug_delay_header: bool = Field(
         False, description="test-only: honour X-Debug-Delay-Ms (sleep per batch, a slow model)"
     )
@@ -110,10 +125,11 @@ class ServingConfig(_Strict):
             raise ServingConfigError(f"{loc}: {first['msg']}; got {first.get('input')!r}") from exc
 
     def resolve_paths(self, root: str | Path) -> ServingConfig:
-        """Relative log/job directories made absolute under the project ``root``."""
+        """Relative log/job/arm-log directories made absolute under the project ``root``."""
         root = Path(root)
         log = Path(self.prediction_log.dir)
         jobs = Path(self.jobs.dir)
+        arm = Path(self.rollout.log_dir)
         return self.model_copy(
             update={
                 "prediction_log": self.prediction_log.model_copy(
@@ -121,6 +137,9 @@ class ServingConfig(_Strict):
                 ),
                 "jobs": self.jobs.model_copy(
                     update={"dir": str(jobs if jobs.is_absolute() else root / jobs)}
+                ),
+                "rollout": self.rollout.model_copy(
+                    update={"log_dir": str(arm if arm.is_absolute() else root / arm)}
                 ),
             }
         )

@@ -9,7 +9,9 @@ Names (all prefixed ``sensorops_serving_``):
 - ``queue_depth`` gauge (series waiting for a batch);
 - ``model_load_seconds{version}`` gauge (download + session + warm-up) and ``reloads_total``;
 - ``model_info{model,version,alias,provider}`` gauge (1 for the version serving now), which
-  carries the ONNX Runtime execution provider that ran.
+  carries the ONNX Runtime execution provider that ran;
+- ``canary_weight_percent`` gauge (live share routed to ``@canary``; 0 without a rollout or in
+  shadow mode) and ``shadow_dropped_total`` (shadow copies skipped because too many were running).
 """
 
 from __future__ import annotations
@@ -60,6 +62,13 @@ class ServingMetrics:
             "1 for the version serving now",
             ["model", "version", "alias", "provider"],
             registry=r,
+        )
+
+        self.arm_weight = Gauge(
+            p + "canary_weight_percent", "Live traffic share routed to @canary", registry=r
+        )
+        self.shadow_dropped = Counter(
+            p + "shadow_dropped", "Shadow copies skipped (too many in flight)", registry=r
         )
 
     def observe(self, endpoint: str, version: str, code: int, seconds: float) -> None:

@@ -18,6 +18,7 @@ in ``pipelines/serving/`` do); :func:`start` sets them for a local Ray it starts
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -48,11 +49,13 @@ class Service:
         url: base URL of the (first) ingress, e.g. ``http://127.0.0.1:8000``.
         config: the resolved configuration it runs with.
         started_ray: whether :func:`start` started Ray (and :func:`stop` shuts it down).
+        urls: every ready replica's base URL (direct ingress: one port per replica).
     """
 
     url: str
     config: ServingConfig
     started_ray: bool
+    urls: list[str] | None = None
 
 
 def direct_ingress_env(port: int, n_ports: int = 64) -> dict[str, str]:
@@ -111,38 +114,85 @@ def start(
         logging_config={"enable_access_log": False, "log_level": "WARNING"},
     )
     serve.run(build_app(cfg), name=cfg.app_name, route_prefix="/", blocking=False)
-    url = wait_ready(cfg, timeout_s)
-    return Service(url=url, config=cfg, started_ray=started)
+    urls = wait_replicas(cfg, timeout_s)
+    return Service(url=urls[0], config=cfg, started_ray=started, urls=urls)
+
+
+def _ready(url: str, timeout: float = 5.0) -> dict[str, Any] | None:
+    with urllib.request.urlopen(f"{url}/ready", timeout=timeout) as resp:
+        body = json.loads(resp.read())
+        return body if resp.status == 200 and body.get("ready") else None
+
+
+def find_replicas(cfg: ServingConfig, n_ports: int = 64) -> list[str]:
+    """Base URLs of this application's ready replicas, one per replica.
+
+    Through the proxy that is ``serving.port``. With direct ingress on a shared cluster, Serve
+    gives each ingress replica the lowest free port from ``serving.port`` upwards (another
+    application may hold the first ones), and may also answer on a port of the range that
+    forwards to any replica. Every port is asked ``/ready`` three times; a port answered by
+    different replicas is such a forwarder and is skipped, and of two ports naming one replica
+    the higher (the replica's own, allocated after the forwarder's) is kept."""
+    ports = [cfg.port] if cfg.ingress == "proxy" else range(cfg.port, cfg.port + n_ports)
+    found: dict[str, str] = {}  # replica id -> URL
+    for port in ports:
+        url = f"http://{cfg.host}:{port}"
+        ids = set()
+        for _ in range(3 if cfg.ingress == "direct" else 1):
+            try:
+                body = _ready(url, timeout=2.0)
+            except (OSError, ValueError, http.client.HTTPException):
+                break  # nothing there, or not HTTP (a replica's gRPC port, another program)
+            if not body or body.get("model") != cfg.model:
+                break
+            if body.get("app", cfg.app_name) != cfg.app_name:
+                break
+            ids.add(str(body.get("replica") or url))
+        else:
+            if len(ids) == 1:
+                found[ids.pop()] = url
+    return list(found.values())
 
 
 def wait_ready(cfg: ServingConfig, timeout_s: float) -> str:
-    """Poll ``/ready`` on the service port until it answers 200; return the base URL."""
+    """Wait until ``serving.num_replicas`` replicas of this app answer ``/ready``; the first URL."""
+    urls = wait_replicas(cfg, timeout_s)
+    return urls[0]
+
+
+def wait_replicas(cfg: ServingConfig, timeout_s: float) -> list[str]:
+    """Poll until this application's replicas (all ``num_replicas`` of them) are ready."""
     deadline = time.monotonic() + timeout_s
-    last = "no answer yet"
-    url = f"http://{cfg.host}:{cfg.port}"
+    want = cfg.num_replicas if cfg.ingress == "direct" else 1
+    found: list[str] = []
     while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/ready", timeout=5) as resp:
-                if resp.status == 200 and json.loads(resp.read()).get("ready"):
-                    return url
-        except urllib.error.HTTPError as exc:
-            last = f"HTTP {exc.code}"
-        except OSError as exc:
-            last = str(exc)
+        found = find_replicas(cfg)
+        if len(found) >= want:
+            return found
         time.sleep(0.5)
-    raise ServiceStartError(f"{url}/ready did not answer within {timeout_s:.0f}s (last: {last})")
+    raise ServiceStartError(
+        f"{want} replica(s) of {cfg.app_name} ({cfg.model}) did not answer /ready on "
+        f"http://{cfg.host}:{cfg.port}+ within {timeout_s:.0f}s (found {found})"
+    )
 
 
 def stop(service: Service | None = None) -> None:
-    """Delete the application and shut Serve (and Ray, when :func:`start` started it) down."""
+    """Delete the application; on a Ray this process started, shut Serve and Ray down.
+
+    On a cluster it joined, only this application is deleted: Serve (its controller) stays up for
+    the other applications and for a restart of this one, which then deploys on a live
+    controller instead of racing a dying one."""
     import ray
     from ray import serve
 
     if not ray.is_initialized():
         return
     try:
-        serve.shutdown()
-        _wait_controller_gone()
+        if service is not None and not service.started_ray:
+            serve.delete(service.config.app_name, _blocking=True)
+        else:
+            serve.shutdown()
+            _wait_controller_gone()
     finally:
         ray.shutdown()  # stops a local Ray this process started; only disconnects from a cluster
 
