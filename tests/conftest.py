@@ -215,6 +215,7 @@ SHARED_SESSION_PATHS = (
     "tests/serving/",
     "tests/rollout/",
     "tests/monitoring/",
+    "tests/ops/",
     "tests/test_end_to_end.py",
     "tests/test_notebook.py",
 )

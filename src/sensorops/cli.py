@@ -613,18 +613,10 @@ kedro_models = passthrough(
 kedro_serve = passthrough("serve", "Serve NAME@ALIAS on Ray Serve (= `sensorops serve`).")
 
 
-@cli.command(
-    name="rollout",
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_extra_args": True,
-        "help_option_names": [],
-    },
+kedro_rollout = passthrough(
+    "rollout",
+    "Progressive rollout: start, status, step, abort, run, replay (= `sensorops rollout`).",
 )
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def kedro_rollout(args: tuple[str, ...]) -> None:
-    """Progressive rollout: start, status, step, abort, run, replay (= `sensorops rollout`)."""
-    raise SystemExit(main(["rollout", *args]))
 
 
 if __name__ == "__main__":
