@@ -239,7 +239,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return FileScheduling(config, log)
 
 
+# Tests that deploy their own Serve application on the shared cluster run before the session
+# `service` exists: two applications cannot both hold the route prefix "/".
+OWN_APPLICATION_PATHS = ("tests/rollout/",)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(OWN_APPLICATION_PATHS))  # stable
     if not hasattr(config, "workerinput"):  # not an xdist worker (workers do the collecting)
         return
     stray = sorted(

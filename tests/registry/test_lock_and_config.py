@@ -166,11 +166,13 @@ def test_fluent_blocks_of_two_threads_do_not_interleave(tmp_path):
     assert mlflow.get_tracking_uri() == old
 
 
-def test_auth_protected_server_counts_as_up():
-    """401/403 on /health means a server is there (as sensorops.tracking.check_tracking_uri says)."""
+def test_auth_protected_server_is_up_and_a_refused_login_is_access_denied():
+    """401/403 on /health means a server is there (sensorops.tracking.check_tracking_uri); the
+    authenticated read that follows turns a refused login or user into AccessDenied (exit 7)."""
     import http.server
 
     from sensorops.registry import ServerUnreachable, connect
+    from sensorops.registry.client import AccessDenied
 
     class Handler(http.server.BaseHTTPRequestHandler):
         code = 401
@@ -187,9 +189,11 @@ def test_auth_protected_server_counts_as_up():
     thread.start()
     uri = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        for code in (401, 403):
+        for code, words in ((401, "refused the login"), (403, "may not read")):
             Handler.code = code
-            assert connect(uri).uri == uri
+            with pytest.raises(AccessDenied, match=words) as denied:
+                connect(uri)
+            assert denied.value.exit_code == 7 and uri in str(denied.value)
         Handler.code = 500
         with pytest.raises(ServerUnreachable, match="answered HTTP 500"):
             connect(uri)

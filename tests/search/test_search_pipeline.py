@@ -40,21 +40,24 @@ def _trials(db: Path) -> list[Any]:
 
 
 def _poll_states(db: Path) -> list[tuple[str, bool]]:
-    """``(state, has a heartbeat)`` per trial while the writer runs: a read-only sqlite query,
-    which never writes. Optuna fails a dead trial only once it has a heartbeat row, so the test
-    kills the writer only after the running trial's first heartbeat."""
+    """``(state, started)`` per trial while the writer runs: a read-only sqlite query, which
+    never writes. A trial counts as started once it has its first heartbeat (Optuna fails a dead
+    trial only if it has one) and its ``pruning_trial`` attribute (set once every parameter is
+    suggested: the retry must repeat them)."""
     if not db.exists():
         return []
     try:
         with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con:
             rows = con.execute(
-                "SELECT t.state, h.trial_id IS NOT NULL FROM trials t"
-                " JOIN studies s ON t.study_id = s.study_id"
-                " LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id"
+                "SELECT t.state,"
+                " EXISTS (SELECT 1 FROM trial_heartbeats h WHERE h.trial_id = t.trial_id)"
+                " AND EXISTS (SELECT 1 FROM trial_user_attributes u"
+                " WHERE u.trial_id = t.trial_id AND u.key = 'pruning_trial')"
+                " FROM trials t JOIN studies s ON t.study_id = s.study_id"
                 " WHERE s.study_name = ?",
                 (STUDY,),
             )
-            return [(state, bool(beat)) for state, beat in rows]
+            return [(state, bool(started)) for state, started in rows]
     except sqlite3.OperationalError:  # no schema yet, or the writer holds the lock
         return []
 

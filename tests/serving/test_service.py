@@ -234,6 +234,8 @@ def test_feedback_and_the_prediction_log(service: Any, serving_model: dict) -> N
     assert row["predicted"] == out["predictions"][0]["predicted"]
     assert math.isclose(sum(row["probabilities"]), 1.0, rel_tol=1e-9)
     assert row["n_steps"] == x.shape[1] and row["latency_ms"] > 0
+    # the series as received (monitoring's live data quality and retraining read it)
+    np.testing.assert_allclose(np.vstack(row["input_values"]), np.asarray(x, dtype=float).T)
     assert not list(log_dir.rglob(".*.tmp"))  # atomic rolls: no half-written file left
 
 

@@ -424,6 +424,8 @@ class SensorService:
                     "latency_ms": latency_ms,
                 }
             )
+            if self.cfg.prediction_log.raw_input:  # NaN as null: Parquet keeps the gap
+                records[-1]["input_values"] = np.where(np.isnan(v), None, v).tolist()
         self.log.append(records)
 
     async def _handle(self, endpoint: str, request: Request, name: str | None = None) -> Response:

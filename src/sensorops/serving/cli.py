@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 4
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        stop(service)
+        stop(service, cfg)
     return code
 
 

@@ -48,6 +48,11 @@ class PredictionLogConfig(_Strict):
     dir: str = "data/07_model_output/prediction_log"
     flush_records: int = Field(256, ge=1, description="roll a file after this many records")
     flush_s: float = Field(5.0, gt=0.0, description="... or after this many seconds")
+    raw_input: bool = Field(
+        True,
+        description="log each series as received (column input_values) for monitoring's live "
+        "data quality and for retraining on served traffic",
+    )
 
 
 class JobsConfig(_Strict):

@@ -10,7 +10,10 @@ Contract (what the monitoring side may rely on):
   ``version``, ``alias`` (the arm that answered), ``n_steps``, ``nans_filled``,
   ``points_repaired``, ``reference``, ``alignment_cost`` (input summary), ``input_mean`` and
   ``input_std`` (per channel, lists), ``predicted`` (class name), ``probabilities`` (list, in
-  ``classes`` order), ``classes`` (list), ``latency_ms`` (arrival to answer).
+  ``classes`` order), ``classes`` (list), ``latency_ms`` (arrival to answer), and, unless
+  ``prediction_log.raw_input`` is off, ``input_values`` (the series as received after the request
+  checks, before repair: a ``(time, channels)`` nested list in the model's channel order, NaN as
+  null).
 - **Atomic rolls.** A file is written to a temporary name, fsynced and renamed; a reader never
   sees a half-written file.
 - **Bounded loss.** Records are buffered in memory and rolled after ``flush_records`` records or

@@ -113,7 +113,13 @@ def start(
         http_options={"host": cfg.host, "port": cfg.port},
         logging_config={"enable_access_log": False, "log_level": "WARNING"},
     )
-    serve.run(build_app(cfg), name=cfg.app_name, route_prefix="/", blocking=False)
+    try:
+        serve.run(build_app(cfg), name=cfg.app_name, route_prefix="/", blocking=False)
+    except Exception as exc:  # e.g. another application of the cluster holds the prefix "/"
+        cause = str(getattr(exc, "cause", None) or exc).strip().splitlines()[-1]
+        raise ServiceStartError(
+            f"Serve refused to deploy application {cfg.app_name!r}: {cause}"
+        ) from exc
     urls = wait_replicas(cfg, timeout_s)
     return Service(url=urls[0], config=cfg, started_ray=started, urls=urls)
 
@@ -176,21 +182,27 @@ def wait_replicas(cfg: ServingConfig, timeout_s: float) -> list[str]:
     )
 
 
-def stop(service: Service | None = None) -> None:
+def stop(service: Service | None = None, config: ServingConfig | None = None) -> None:
     """Delete the application; on a Ray this process started, shut Serve and Ray down.
 
     On a cluster it joined, only this application is deleted: Serve (its controller) stays up for
     the other applications and for a restart of this one, which then deploys on a live
-    controller instead of racing a dying one."""
+    controller instead of racing a dying one. ``config`` says which case it is when
+    :func:`start` failed before it returned a service."""
     import ray
     from ray import serve
 
     if not ray.is_initialized():
         return
+    cfg = service.config if service is not None else config
+    joined = not service.started_ray if service is not None else bool(cfg and cfg.ray_address)
     try:
-        if service is not None and not service.started_ray:
-            serve.delete(service.config.app_name, _blocking=True)
-        else:
+        if joined and cfg is not None:
+            try:
+                serve.delete(cfg.app_name, _blocking=True)
+            except Exception as exc:  # it may never have deployed
+                logger.info("application %r not deleted: %s", cfg.app_name, exc)
+        elif not joined:
             serve.shutdown()
             _wait_controller_gone()
     finally:
