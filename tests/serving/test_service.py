@@ -219,6 +219,13 @@ def test_feedback_and_the_prediction_log(service: Any, serving_model: dict) -> N
     assert status == 202 and fb["accepted"]
     status, _, bad = http("POST", f"{service.url}/v1/feedback",
                           {"request_id": "log-me", "label": "no-such-class"})  # fmt: skip
+    assert status == 422 and bad["field"] == "label" and '"new_class": true' in bad["error"]
+    # a class the model does not know (a new kind of fault) is labelled on purpose
+    status, _, fb = http("POST", f"{service.url}/v1/feedback",
+                         {"request_id": "log-me", "label": "fault_new", "new_class": True})  # fmt: skip
+    assert status == 202 and fb["new_class"] is True
+    status, _, bad = http("POST", f"{service.url}/v1/feedback",
+                          {"request_id": "log-me", "label": out["classes"][0], "new_class": True})  # fmt: skip
     assert status == 422 and bad["field"] == "label"
     log_dir = Path(service.out) / "prediction_log"
     for _ in range(40):  # rolled within flush_s (1 s here)

@@ -688,8 +688,19 @@ class SensorService:
                     422, "request_id", "must be the non-empty id of an answered request"
                 )
             classes = list(self.current.model.state.classes)
-            if label not in classes:
-                raise RequestError(422, "label", f"must be one of {classes}; got {label!r}")
+            new_class = body.get("new_class", False)
+            if not isinstance(new_class, bool):
+                raise RequestError(422, "new_class", f"must be true or false; got {new_class!r}")
+            if new_class and (not isinstance(label, str) or not label or label in classes):
+                raise RequestError(
+                    422, "label", f"a new class must be a non-empty name not in {classes}; "
+                    f"got {label!r}",
+                )  # fmt: skip
+            if not new_class and label not in classes:
+                raise RequestError(
+                    422, "label", f"must be one of {classes}; got {label!r} (a class the "
+                    'model does not know, e.g. a new kind of fault: send "new_class": true)',
+                )  # fmt: skip
             index = body.get("series_index", 0)
             if not isinstance(index, int) or index < 0:
                 raise RequestError(422, "series_index", f"must be an integer >= 0; got {index!r}")
@@ -699,7 +710,9 @@ class SensorService:
             [{"request_id": rid, "series_index": index, "label": label,
               "time": np.datetime64(int(time.time() * 1e6), "us")}]
         )  # fmt: skip
-        return JSONResponse({"accepted": True, "request_id": rid}, status_code=202)
+        return JSONResponse(
+            {"accepted": True, "request_id": rid, "new_class": new_class}, status_code=202
+        )
 
     @api.post("/v1/jobs")
     async def submit_job(self, request: Request) -> Response:
