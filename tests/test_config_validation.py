@@ -80,3 +80,23 @@ def test_project_base_parameters_load_and_are_disjoint(project_root: Path) -> No
         assert path.stem.removeprefix("parameters_") in merged, (
             f"{path.name} must have the pipeline name as top key"
         )
+
+
+def test_load_section_layers_base_env_and_overrides_and_names_a_bad_file(tmp_path: Path) -> None:
+    from sensorops.config_validation import ConfigError, load_section
+
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "parameters_demo.yml").write_text("demo:\n  a: 1\n  b: {c: 2, d: 3}\n")
+    (tmp_path / "prod").mkdir()
+    (tmp_path / "prod" / "parameters_demo.yml").write_text("demo:\n  b: {c: 20}\n")
+    merged = load_section(tmp_path, "demo", "prod", {"a": 10})
+    assert merged == {"a": 10, "b": {"c": 20, "d": 3}}
+    assert load_section(tmp_path, "demo") == {"a": 1, "b": {"c": 2, "d": 3}}  # no conf/local
+    (tmp_path / "prod" / "parameters_demo.yml").write_text("other: {}\n")
+    with pytest.raises(
+        ConfigError, match=r"prod/parameters_demo\.yml must have a top-level 'demo'"
+    ):
+        load_section(tmp_path, "demo", "prod")
+    (tmp_path / "prod" / "parameters_demo.yml").write_text("demo: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"prod/parameters_demo\.yml is not valid YAML"):
+        load_section(tmp_path, "demo", "prod")

@@ -262,6 +262,35 @@ def load_project_parameters(conf: Path, env: str) -> dict[str, Any]:
         raise ConfigError(f"cannot read the parameters in {conf} (env {env}): {exc}") from exc
 
 
+def load_section(
+    conf_dir: str | Path,
+    section: str,
+    env: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    error: type[ConfigError] = ConfigError,
+) -> dict[str, Any]:
+    """The ``section`` block of ``conf/base/parameters_<section>.yml``, then of
+    ``conf/<env or local>/parameters_<section>.yml`` on top, then ``overrides``: the files a
+    command outside ``kedro run`` reads (``sensorops serve``, ``sensorops rollout``).
+
+    Raises:
+        error: a file is not valid YAML, or lacks the top-level ``section`` key.
+    """
+    merged: dict[str, Any] = {}
+    for sub in ("base", env or "local"):
+        path = Path(conf_dir) / sub / f"parameters_{section}.yml"
+        if not path.is_file():
+            continue
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise error(f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(doc, dict) or section not in doc:
+            raise error(f"{path} must have a top-level {section!r} key")
+        merged = deep_merge(merged, doc[section] or {})
+    return deep_merge(merged, overrides or {})
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` with ``override`` merged in (nested mappings merged, other values replaced)."""
     out = dict(base)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field
 
-from sensorops.config_validation import ConfigError, StrictModel, deep_merge, parse
+from sensorops.config_validation import ConfigError, StrictModel, load_section, parse
 from sensorops.registry.config import LockConfig
 
 
@@ -75,14 +74,5 @@ def load_rollout_config(
     conf_dir: str | Path, env: str | None = None, overrides: dict[str, Any] | None = None
 ) -> RolloutConfig:
     """``conf/base/parameters_rollout.yml``, then ``conf/<env>/``, then ``overrides``."""
-    merged: dict[str, Any] = {}
-    for sub in ("base", env or "local"):
-        path = Path(conf_dir) / sub / "parameters_rollout.yml"
-        if not path.is_file():
-            continue
-        doc = yaml.safe_load(path.read_text()) or {}
-        if "rollout" not in doc:
-            raise RolloutConfigError(f"{path} must have a top-level 'rollout' key")
-        merged = deep_merge(merged, doc["rollout"] or {})
-    merged = deep_merge(merged, overrides or {})
+    merged = load_section(conf_dir, "rollout", env, overrides, error=RolloutConfigError)
     return parse("rollout", RolloutConfig, merged, error=RolloutConfigError)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sensorops.config_validation import ConfigError, load_section
 
-class ServingConfigError(ValueError):
+
+class ServingConfigError(ConfigError):
     """A serving parameter has an unknown key or an invalid value (names the key)."""
 
 
@@ -158,24 +159,5 @@ def load_serving_config(
     Raises:
         ServingConfigError: a file lacks the ``serving`` key or a value is invalid.
     """
-    conf_dir = Path(conf_dir)
-    merged: dict[str, Any] = {}
-    for sub in ("base", env or "local"):
-        path = conf_dir / sub / "parameters_serving.yml"
-        if not path.is_file():
-            continue
-        doc = yaml.safe_load(path.read_text()) or {}
-        if "serving" not in doc:
-            raise ServingConfigError(f"{path} must have a top-level 'serving' key")
-        merged = _deep_merge(merged, doc["serving"] or {})
-    merged = _deep_merge(merged, overrides or {})
+    merged = load_section(conf_dir, "serving", env, overrides, error=ServingConfigError)
     return ServingConfig.from_dict(merged)
-
-
-def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = (
-            _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        )
-    return out
