@@ -157,6 +157,9 @@ def test_two_pruned_by_construction_two_complete(search_run: dict[str, Any]) -> 
 
 def test_every_trial_is_a_nested_mlflow_run(search_run: dict[str, Any]) -> None:
     runs = search_run["runs"]
+    # the SIGKILLed kedro run and its trial's training run were closed by the rerun (KILLED)
+    assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    assert any(r.info.status == "KILLED" and "search.trial_number" not in r.data.tags for r in runs)
     parents = {r.info.run_id: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
     assert len(parents) == 2  # the killed kedro run and the resumed one
     trial_runs = [r for r in runs if "search.trial_number" in r.data.tags]
