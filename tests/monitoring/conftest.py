@@ -18,7 +18,7 @@ import yaml
 
 from sensorops.monitoring import load_monitoring_config
 from sensorops.monitoring import simulate as sim
-from sensorops.serving.prediction_log import PartitionedLog
+from sensorops.monitoring.replay import write_replay
 from sensorops.timeseries.config import SyntheticConfig
 from tests.kedro_project import copy_project
 
@@ -84,18 +84,8 @@ def write_log(mon_model: Any, mon_project: dict[str, Any]) -> Callable[..., dict
     ) -> dict[str, Any]:  # fmt: skip
         traffic = sim.synthetic_traffic(TEST_SOURCE, n, seed)
         traffic = sim.apply_drift(traffic, sim.DriftSpec(mode=mode, channel=channel, **drift), seed)  # type: ignore[arg-type]
-        recs = sim.log_records(
-            mon_model, traffic, name="sensorops-classifier", version=mon_project["version"],
-            alias="staging", start=START, request_prefix=prefix, with_raw_input=raw,
-        )  # fmt: skip
-        log = PartitionedLog(root / "prediction_log", flush_records=10_000, flush_s=3600)
-        log.append(recs)
-        log.close()
-        if labelled:
-            fb = PartitionedLog(root / "feedback", flush_records=10_000, flush_s=3600,
-                                partition_by=("date",))  # fmt: skip
-            fb.append(sim.feedback_records(recs, traffic.labels))
-            fb.close()
+        recs = write_replay(root, mon_model, mon_project["version"], "sensorops-classifier",
+                            traffic, prefix, labelled, raw, start=START, alias="staging")  # fmt: skip
         return {"records": recs, "labels": traffic.labels, "dir": root / "prediction_log"}
 
     return _write

@@ -43,12 +43,13 @@ def test_split_traffic(frame: pd.DataFrame, channels: list[str], n: int, seed: i
 
 def write_replay(
     root: Path, model: Any, version: str, name: str, traffic: sim.Traffic, prefix: str,
-    labelled: bool, raw: bool, start: str = "2026-12-04T10:00:00",
+    labelled: bool, raw: bool, start: str | np.datetime64 = "2026-12-04T10:00:00",
+    alias: str = "replay",
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Score ``traffic`` and append it to ``root/prediction_log`` (+ ``root/feedback``)."""
     from sensorops.serving.prediction_log import PartitionedLog
 
-    recs = sim.log_records(model, traffic, name=name, version=version, alias="replay",
+    recs = sim.log_records(model, traffic, name=name, version=version, alias=alias,
                            start=np.datetime64(start, "us"), request_prefix=prefix,
                            with_raw_input=raw)  # fmt: skip
     log = PartitionedLog(root / "prediction_log", flush_records=100_000, flush_s=3600)
